@@ -296,9 +296,9 @@ class Execution:
                 self._checks_pending = True
                 return False
             if (now >= self.next_checkpoint_at or now >= self.deadline or stop.requested
-                    or slow or (items_every and self._since_checkpoint >= items_every)):
-                if self._after_item(now):
-                    return True
+                    or slow or (items_every and self._since_checkpoint >= items_every)) and (
+                    self._after_item(now)):
+                return True
         self._complete()
         return True
 
@@ -326,6 +326,8 @@ class Execution:
     # -- checkpoints and endings ----------------------------------------------------------------
 
     def _check_json(self, cursor: Any) -> str:
+        if type(cursor) is int:  # the common case, without the encoder
+            return str(cursor)
         try:
             return json.dumps(cursor, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -335,7 +337,7 @@ class Execution:
             ) from None
 
     def _checkpoint(self, status: str, now: float | None = None, *,
-                    cursor_json: str | None | bool = False, items_done: int | None = None,
+                    cursor_json: str | bool | None = False, items_done: int | None = None,
                     error: str | None = None) -> None:
         if cursor_json is False:
             cursor_json = None if self.cursor is None else self._check_json(self.cursor)

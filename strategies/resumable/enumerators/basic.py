@@ -24,7 +24,9 @@ def sequence(items: Sequence[Any], cursor: Any = None) -> Iterator[tuple[Any, in
         yield items[i], i
 
 
-def int_range(start: int, stop: int, cursor: Any = None, step: int = 1) -> Iterator[tuple[int, int]]:
+def int_range(
+    start: int, stop: int, cursor: Any = None, step: int = 1
+) -> Iterator[tuple[int, int]]:
     """The integers of ``range(start, stop, step)``; the cursor is the last number completed."""
     if step == 0:
         raise ResumableError("int_range: step 0 never moves; use a non-zero step")

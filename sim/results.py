@@ -1,0 +1,217 @@
+"""Results: the ledger of each run summarised, replications combined, as plain values that
+print as a table, serialise to JSON and turn into pandas DataFrames."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .ledger import Ledger
+
+COUNTS = ("enqueued", "completed", "failed", "lost", "pending")
+STAT_KEYS = ("mean", "p50", "p90", "p99", "max")
+# the numbers that get a 95% confidence interval when there are several replications
+CI_KEYS = (
+    "completion_rate",
+    "completed",
+    "failed",
+    "lost",
+    "pending",
+    "executions",
+    "duplicate_item_executions",
+    "useful_work_s",
+    "wasted_work_s",
+    "hard_kills",
+)
+
+
+def _stats(values: np.ndarray) -> dict[str, float | None]:
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return dict.fromkeys(STAT_KEYS)
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {
+        "mean": float(values.mean()),
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "max": float(values.max()),
+    }
+
+
+def length_buckets(lengths: np.ndarray) -> np.ndarray:
+    """Log-spaced bucket edges (two per decade: 1, 3.16, 10, ...) covering ``lengths``."""
+    lengths = lengths[np.isfinite(lengths) & (lengths > 0)]
+    if lengths.size == 0:
+        return np.array([1.0, 10.0])
+    lo = math.floor(2 * math.log10(lengths.min()))
+    hi = math.floor(2 * math.log10(lengths.max())) + 1
+    return 10.0 ** (np.arange(lo, hi + 1) / 2)
+
+
+def summarize(ledger: Ledger) -> dict[str, Any]:
+    """One run's RESULT object (see the README's JSON reference)."""
+    a = ledger.arrays()
+    enq = ~np.isnan(a["enqueue_t"])
+    done = ~np.isnan(a["done_t"]) & enq
+    failed = ~np.isnan(a["fail_t"]) & enq & ~done
+    pending_mask = np.zeros(ledger.n, dtype=bool)
+    if ledger.pending:
+        pending_mask[np.fromiter(ledger.pending, dtype=np.int64)] = True
+    pending_mask &= enq & ~done & ~failed
+    enqueued, completed = int(enq.sum()), int(done.sum())
+    n_failed, pending = int(failed.sum()), int(pending_mask.sum())
+    lost = enqueued - completed - n_failed - pending
+    lost_mask = enq & ~done & ~failed & ~pending_mask
+    explicitly_lost = int((lost_mask & ~np.isnan(a["lost_t"])).sum())
+
+    lengths, work = a["length"], a["work"]
+    retained = np.zeros(ledger.n)
+    for j, seconds in ledger.retained.items():
+        retained[j] = seconds
+    wasted = np.where(done, work - lengths, np.where(pending_mask, work - retained, work))
+    wasted = np.where(enq, np.maximum(wasted, 0.0), 0.0)
+
+    edges = length_buckets(lengths[enq])
+    which = np.clip(np.searchsorted(edges, lengths, side="right") - 1, 0, len(edges) - 2)
+    by_length = []
+    for b in range(len(edges) - 1):
+        in_b = enq & (which == b)
+        n_b = int(in_b.sum())
+        if n_b:
+            c_b = int((in_b & done).sum())
+            by_length.append(
+                {
+                    "lo_s": float(edges[b]),
+                    "hi_s": float(edges[b + 1]),
+                    "enqueued": n_b,
+                    "completed": c_b,
+                    "rate": c_b / n_b,
+                }
+            )
+
+    drains = np.array([d.end - d.start for d in ledger.deploys], dtype=float)
+    drain_ok = drains[~np.isnan(drains)]
+    return {
+        "enqueued": enqueued,
+        "completed": completed,
+        "failed": n_failed,
+        "lost": lost,
+        "pending": pending,
+        "completion_rate": completed / enqueued if enqueued else math.nan,
+        "executions": int(a["executions"][enq].sum()),
+        "duplicate_item_executions": int((a["item_execs"] - a["unique_items"])[enq].sum()),
+        "useful_work_s": float(lengths[done].sum()),
+        "wasted_work_s": float(wasted.sum()),
+        "hung_time_s": float(ledger.hung_time),
+        "run_time_s": _stats((a["done_t"] - a["first_start"])[done]),
+        "sojourn_s": _stats((a["done_t"] - a["enqueue_t"])[done]),
+        "drain_s": {
+            "p50": float(np.median(drain_ok)) if drain_ok.size else None,
+            "max": float(drain_ok.max()) if drain_ok.size else None,
+        },
+        "deploys": len(ledger.deploys),
+        "hard_kills": int(ledger.hard_kills),
+        "crashes": int(ledger.crashes),
+        "explicitly_lost": explicitly_lost,
+        "by_length": by_length,
+    }
+
+
+def _ci95(values: list[float]) -> list[float]:
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if x.size < 2 or not np.all(np.isfinite(x)):
+        return [math.nan, math.nan]
+    mean = float(x.mean())
+    half = float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return [mean - half, mean + half]
+
+
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several replications' RESULTs as one: numbers are means, ``ci95`` holds 95% confidence
+    intervals of the headline numbers, ``by_length`` is pooled."""
+    if len(runs) == 1:
+        return {**runs[0], "replications": 1}
+    out: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if key == "by_length":
+            continue
+        if isinstance(value, dict):
+            out[key] = {k: _mean([r[key][k] for r in runs]) for k in value}
+        else:
+            out[key] = _mean([r[key] for r in runs])
+    pooled: dict[tuple[float, float], list[int]] = {}
+    for r in runs:
+        for b in r["by_length"]:
+            acc = pooled.setdefault((b["lo_s"], b["hi_s"]), [0, 0])
+            acc[0] += b["enqueued"]
+            acc[1] += b["completed"]
+    out["by_length"] = [
+        {"lo_s": lo, "hi_s": hi, "enqueued": e, "completed": c, "rate": c / e}
+        for (lo, hi), (e, c) in sorted(pooled.items())
+    ]
+    out["ci95"] = {k: _ci95([r[k] for r in runs]) for k in CI_KEYS}
+    out["replications"] = len(runs)
+    return out
+
+
+def _mean(values: list[Any]) -> Any:
+    nums = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(nums)) if nums else None
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """The results of one scenario: per strategy, the RESULT object of the JSON output."""
+
+    scenario: str
+    seed: int
+    horizon_s: float
+    strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``deploysim run --json``."""
+        return {
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "horizon_s": self.horizon_s,
+            "strategies": self.strategies,
+        }
+
+    def to_frame(self) -> Any:
+        """One row per strategy of the headline numbers, as a pandas DataFrame."""
+        import pandas as pd
+
+        rows = []
+        for name, r in self.strategies.items():
+            rows.append(
+                {
+                    "strategy": name,
+                    **{
+                        k: r[k]
+                        for k in (
+                            *COUNTS,
+                            "completion_rate",
+                            "executions",
+                            "duplicate_item_executions",
+                            "useful_work_s",
+                            "wasted_work_s",
+                            "deploys",
+                            "hard_kills",
+                        )
+                    },
+                    "sojourn_p50_s": r["sojourn_s"]["p50"],
+                    "sojourn_p99_s": r["sojourn_s"]["p99"],
+                    "drain_max_s": r["drain_s"]["max"],
+                }
+            )
+        return pd.DataFrame(rows).set_index("strategy")
+
+    def _repr_html_(self) -> str:
+        return str(self.to_frame()._repr_html_())

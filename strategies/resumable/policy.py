@@ -1,0 +1,61 @@
+"""The resumable strategy: this package's engine, after the job-iteration and Sidekiq
+IterableJob rows of SEMANTICS.md, with what they lack.
+
+On TERM the engine finishes the item in hand, makes its cursor durable (a checkpoint costs
+``checkpoint_cost`` seconds and is durable at its end) and the job goes to the ``requeue`` end of
+the queue (BACK, as job-iteration) to go on from there. Progress is also made durable every
+``checkpoint_every`` seconds, so a SIGKILL loses at most that much: the job is resumed from its
+last checkpoint by its own worker when that comes back, or by any worker once its lease
+(``lease_ttl``) has expired. ``max_runtime`` makes a long job yield its worker every so often.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..base import Front, Outcome, Requeue, Strategy, StrategyError, choice_param, duration_param
+
+
+@dataclass(frozen=True)
+class Resumable(Strategy):
+    """Stop at the next item, checkpoint, re-queue; periodic checkpoints bound crash losses."""
+
+    name = "resumable"
+    summary = "Resumable engine: stop at the next item, checkpoint, resume from the cursor"
+
+    checkpoint_every: Any = 5.0
+    checkpoint_cost: Any = 0.0
+    max_runtime: Any = None
+    lease_ttl: Any = 60.0
+    requeue: Front = "back"
+
+    def __post_init__(self) -> None:
+        every = duration_param("checkpoint_every", self.checkpoint_every)
+        if every <= 0:
+            raise StrategyError("checkpoint_every: must be > 0 (e.g. '5s')")
+        self._set("checkpoint_every", every)
+        self._set("checkpoint_cost", duration_param("checkpoint_cost", self.checkpoint_cost))
+        if self.max_runtime is not None:
+            runtime = duration_param("max_runtime", self.max_runtime)
+            if runtime <= 0:
+                raise StrategyError("max_runtime: must be > 0 (e.g. '5m'), or left out")
+            self._set("max_runtime", runtime)
+        ttl = duration_param("lease_ttl", self.lease_ttl)
+        if ttl <= 0:
+            raise StrategyError("lease_ttl: must be > 0 (e.g. '60s')")
+        self._set("lease_ttl", ttl)
+        self._set("requeue", choice_param("requeue", self.requeue, ("front", "back")))
+
+    @property
+    def term_wait(self) -> float:
+        return math.inf  # the engine stops by itself at the next item boundary
+
+    @property
+    def on_timeout(self) -> Outcome:
+        return Requeue(end=self.requeue, restart=False)
+
+    @property
+    def on_kill(self) -> Outcome:
+        return Requeue(delay=self.lease_ttl, end="back", restart=False)
