@@ -1,9 +1,11 @@
-# Everything a fresh machine with python3 and make needs: `make demo`, `make test`.
+# Everything a fresh machine with python3 and make needs: `make run`, `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint thorough bench clean
+.PHONY: install run scenarios demo test lint thorough bench clean
+
+SCENARIO ?= heroku-hourly
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -12,6 +14,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/deploysim run $(SCENARIO)
+
+scenarios: $(STAMP)
+	$(VENV)/bin/deploysim scenarios
 
 demo: $(STAMP)
 	$(VENV)/bin/deploysim demo
@@ -27,6 +35,7 @@ thorough: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/deploysim bench engine
+	$(VENV)/bin/deploysim bench sim
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

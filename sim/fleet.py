@@ -81,6 +81,7 @@ class Worker:
     reclaimed: deque[Unit] = field(default_factory=deque)  # its own orphans, run first
     signals: list[float] = field(default_factory=list)  # its crash and restart times, sorted
     kill_at: float = math.inf  # when the SIGKILL after a SIGTERM is due
+    runner: Runner | None = None  # the resumable engine's runner of this life
 
 
 @dataclass(slots=True)
@@ -172,6 +173,7 @@ class FleetSim:
     def run(self) -> Ledger:
         """Run to the horizon and return the ledger, with what was pending then."""
         self.env.run(until=self.horizon)
+        self.events = scheduled_events(self.env)
         self.ledger.close(
             self.horizon, self._pending_units(), self.deploy_records, self._retained()
         )
@@ -382,6 +384,7 @@ class FleetSim:
             # SIGTERM only sets the stop flag of a resumable worker: this is a SIGKILL
             assert signal.cause == KILL, signal.cause
             now = env.now
+            w.clock = self.store.clocks[f"w{w.slot}"] = VirtualClock(now)  # undo the run-ahead
             job.crash(now)
             self.ledger.attempt(unit, now - start, max(0.0, now - job.hung_since))
             record = self.store.crash(unit.key, now)
@@ -408,7 +411,7 @@ class FleetSim:
         """The earliest time a signal could reach ``w``: nothing the engine does before then can
         be observed, so the runner may process items synchronously up to it."""
         now = self.env.now
-        if self._rolling:
+        if self._rolling or (self.batch_size or INF) < len(self.workers):
             return self.env.peek()
         times = self._deploy_times
         i = bisect.bisect_right(times, now)
@@ -506,6 +509,11 @@ class FleetSim:
         return out
 
 
+def scheduled_events(env: simpy.Environment) -> int:
+    """How many events ``env`` has scheduled so far (simpy numbers them as it schedules)."""
+    return int(next(env._eid))  # the counter's next value; reading it costs one number
+
+
 class SimStore(MemoryStore):
     """The engine's MemoryStore with the latency of a real one: a checkpoint takes ``cost``
     seconds of its worker's clock and is durable only at its end. ``crash(job, at)`` drops the
@@ -519,9 +527,11 @@ class SimStore(MemoryStore):
 
     def checkpoint(self, lease, **kwargs):  # type: ignore[no-untyped-def,override]
         """Write after ``cost`` seconds of the writer's clock."""
+        if not self.cost:
+            # durable at once: the runner writes only before the next possible signal
+            return super().checkpoint(lease, **kwargs)
         clock = self.clocks[lease.owner]
-        if self.cost:
-            clock.advance(self.cost)
+        clock.advance(self.cost)
         row = self._jobs.get(lease.job_id)
         previous = None if row is None else list(row)
         kwargs["now"] = clock.now()

@@ -73,7 +73,8 @@ def summarize(ledger: Ledger) -> dict[str, Any]:
     for j, seconds in ledger.retained.items():
         retained[j] = seconds
     wasted = np.where(done, work - lengths, np.where(pending_mask, work - retained, work))
-    wasted = np.where(enq, np.maximum(wasted, 0.0), 0.0)
+    # sums of many chunk times leave float dust: below a microsecond a job wasted nothing
+    wasted = np.where(enq & (wasted > 1e-6), wasted, 0.0)
 
     edges = length_buckets(lengths[enq])
     which = np.clip(np.searchsorted(edges, lengths, side="right") - 1, 0, len(edges) - 2)

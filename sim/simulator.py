@@ -9,7 +9,9 @@ the strategies', not the dice's).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,28 +111,49 @@ def simulate_one(scenario: Scenario, strategy: Strategy, draws: Draws) -> dict[s
     return summarize(sim.run())
 
 
+def _task(scenario: Scenario, strategies: dict[str, Strategy], seed: int, replication: int,
+          name: str) -> dict[str, Any]:
+    return simulate_one(scenario, strategies[name], draw(scenario, seed, replication))
+
+
 def run(
     scenario: Scenario,
     names: Iterable[str] | None = None,
     *,
     seed: int | None = None,
     progress: Callable[[str], None] | None = None,
+    processes: int | None = None,
 ) -> ScenarioResult:
     """Run the scenario's replications for each strategy (``names``: some of them) and combine
-    them. ``seed`` overrides the scenario's. ``progress`` is called after each run."""
+    them. ``seed`` overrides the scenario's. Runs go to ``processes`` worker processes (default:
+    one per core; 1 runs everything here); ``progress`` is called after each run. The numbers
+    do not depend on how many processes ran them."""
     strategies = strategies_of(scenario, names)
     seed = scenario.seed if seed is None else int(seed)
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in strategies}
-    for r in range(scenario.replications):
-        draws = draw(scenario, seed, r)
-        for name, strategy in strategies.items():
-            runs[name].append(simulate_one(scenario, strategy, draws))
-            if progress is not None:
-                progress(f"{name} replication {r + 1}/{scenario.replications}")
+    tasks = [(r, name) for r in range(scenario.replications) for name in strategies]
+    processes = min(len(tasks), processes or os.cpu_count() or 1)
+    results: dict[tuple[int, str], dict[str, Any]] = {}
+    if processes > 1:
+        with ProcessPoolExecutor(max_workers=processes) as pool:
+            futures = {pool.submit(_task, scenario, strategies, seed, r, name): (r, name)
+                       for r, name in tasks}
+            for future in as_completed(futures):
+                r, name = futures[future]
+                results[r, name] = future.result()
+                if progress is not None:
+                    progress(f"{name} replication {r + 1}/{scenario.replications}")
+    else:
+        for r in range(scenario.replications):
+            draws = draw(scenario, seed, r)
+            for name, strategy in strategies.items():
+                results[r, name] = simulate_one(scenario, strategy, draws)
+                if progress is not None:
+                    progress(f"{name} replication {r + 1}/{scenario.replications}")
     return ScenarioResult(
         scenario=scenario.name,
         seed=seed,
         horizon_s=scenario.horizon,
-        strategies={name: combine(rs) for name, rs in runs.items()},
+        strategies={name: combine([results[r, name] for r in range(scenario.replications)])
+                    for name in strategies},
         params={name: s.params() for name, s in strategies.items()},
     )

@@ -141,7 +141,8 @@ class MemoryStore:
         _check_acquire(record, owner, now)
         row[3] += record.status != "completed"
         row[7], row[8], row[9], row[11] = owner, row[8] + 1, now + ttl, now
-        return Lease(job_id, owner, row[8], now + ttl), self._record(row)
+        record = JobRecord(job_id, row[1], record.cursor, *row[3:])
+        return Lease(job_id, owner, row[8], now + ttl), record
 
     def checkpoint(
         self,

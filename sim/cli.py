@@ -1,0 +1,236 @@
+"""The ``deploysim`` command line.
+
+    deploysim run heroku-hourly              # a table a person reads in seconds
+    deploysim run my.toml --strategy sidekiq --strategy resumable --set deploys.every=30m --json
+    deploysim scenarios                      # the bundled scenarios
+    deploysim bench engine|sim [--quick] [--json]
+    deploysim demo                           # a resumable job: Ctrl-C it, run it again
+
+Bad input gets one line on stderr naming the field or value, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from strategies.base import StrategyError
+from strategies.resumable import ResumableError
+
+from .errors import SimError
+
+USER_ERRORS = (SimError, StrategyError, ResumableError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors on one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"deploysim: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _progress_bar(total: int, label: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="run", leave=False, disable=None, file=sys.stderr)
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "-"
+    from .units import format_duration
+
+    if seconds >= 60:
+        return format_duration(round(seconds))
+    return f"{seconds:.3g}s"
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() or value >= 100 else f"{value:,.1f}"
+
+
+def format_run_table(result: Any) -> str:
+    """The table `deploysim run` prints: one row per strategy."""
+    head = ("strategy", "completed", "lost", "failed", "pending", "dup items", "wasted",
+            "sojourn p50", "sojourn p99", "drain max", "hard kills")
+    rows = [head]
+    for name, r in result.strategies.items():
+        rate = f"{100 * r['completion_rate']:.2f}%"
+        ci = r.get("ci95", {}).get("completion_rate")
+        if ci and not math.isnan(ci[0]):
+            rate += f" ±{100 * (ci[1] - ci[0]) / 2:.2f}"
+        rows.append((
+            name, rate, _count(r["lost"]), _count(r["failed"]), _count(r["pending"]),
+            _count(r["duplicate_item_executions"]), f"{r['wasted_work_s'] / 3600:,.1f} h",
+            _fmt_duration(r["sojourn_s"]["p50"]), _fmt_duration(r["sojourn_s"]["p99"]),
+            _fmt_duration(r["drain_s"]["max"]), _count(r["hard_kills"]),
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = []
+    for i, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:],
+                                                                        strict=True)]
+        lines.append("  ".join(cells))
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from . import simulator
+    from .scenario import load_scenario, with_overrides
+    from .units import format_duration
+
+    scenario = load_scenario(args.scenario)
+    if args.set:
+        scenario = with_overrides(scenario, args.set)
+    names = simulator.strategies_of(scenario, args.strategy or None)
+    bar = _progress_bar(len(names) * scenario.replications, scenario.name)
+    try:
+        result = simulator.run(scenario, list(names), seed=args.seed,
+                               progress=lambda _msg: bar.update(1))
+    finally:
+        bar.close()
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=None if args.compact else 2,
+                  allow_nan=False, default=_json_default)
+        sys.stdout.write("\n")
+        return 0
+    first = next(iter(result.strategies.values()))
+    print(f"{scenario.name}: {scenario.description}")
+    print(f"seed {result.seed}, {format_duration(scenario.horizon)} simulated, "
+          f"{scenario.replications} replication(s), {first['enqueued']:,.0f} jobs, "
+          f"{first['deploys']:,.0f} deploys")
+    print()
+    print(format_run_table(result))
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    raise TypeError(f"not JSON: {value!r}")
+
+
+def _cmd_scenarios(args: argparse.Namespace) -> int:
+    from .scenario import bundled_scenarios
+
+    scenarios = bundled_scenarios()
+    if args.json:
+        json.dump(scenarios, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    width = max(map(len, scenarios))
+    for name, description in scenarios.items():
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+# -- bench -----------------------------------------------------------------------------------
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "engine":
+        from .bench_engine import bench_engine, format_table
+    else:
+        from .bench_sim import bench_sim as bench_engine  # type: ignore[assignment]
+        from .bench_sim import format_table  # type: ignore[assignment]
+
+    say = (lambda m: print(f"... {m}", file=sys.stderr)) if sys.stderr.isatty() else None
+    results = bench_engine(quick=args.quick, progress=say)
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_table(results))
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    from .units import parse_duration
+
+    item_time = parse_duration(args.item_time, "--item-time")
+    interrupt = None if args.interrupt_after is None else parse_duration(
+        args.interrupt_after, "--interrupt-after")
+    summary = run_demo(args.db, rows=args.rows, item_time=item_time, interrupt_after=interrupt,
+                       reset=args.reset, report=print)
+    return 0 if summary.exactly_once else 1
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    p = _Parser(prog="deploysim", description="What happens to a running job when you deploy.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="simulate a scenario for each strategy")
+    run.add_argument("scenario", help="a bundled scenario name (see `deploysim scenarios`) or a "
+                                      "path to a .toml file")
+    run.add_argument("--strategy", action="append", metavar="NAME",
+                     help="run only this strategy (repeatable): sidekiq, resque, celery, split, "
+                          "resumable, or a variant the scenario defines")
+    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a scenario value, e.g. deploys.every=30m (repeatable)")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--compact", action="store_true", help="with --json: on one line")
+    run.set_defaults(func=_cmd_run)
+
+    sc = sub.add_parser("scenarios", help="list the bundled scenarios")
+    sc.add_argument("--json", action="store_true")
+    sc.set_defaults(func=_cmd_scenarios)
+
+    bench = sub.add_parser("bench", help="measure the engine or the simulator")
+    bench.add_argument("what", choices=("engine", "sim"))
+    bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=_cmd_bench)
+
+    demo = sub.add_parser("demo", help="a resumable job over a SQLite table: Ctrl-C it, run it "
+                                       "again, and it goes on where it stopped")
+    demo.add_argument("--db", default="demo.db", help="the SQLite file (default: demo.db)")
+    demo.add_argument("--rows", type=int, default=2000, help="orders to process (default 2000)")
+    demo.add_argument("--item-time", default="5ms", help="work per order (default 5ms)")
+    demo.add_argument("--interrupt-after", metavar="DURATION",
+                      help="send ourselves SIGINT after this long, as a Ctrl-C would")
+    demo.add_argument("--reset", action="store_true", help="start over")
+    demo.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``deploysim`` command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        print("deploysim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
