@@ -504,8 +504,10 @@ class FleetSim:
         out: dict[int, float] = {}
         for unit in self._pending_units():
             record = self.store.get(unit.key)
-            if record is not None and record.status != "completed":
-                out[unit.job] = out.get(unit.job, 0.0) + record.items_done * unit.item_time
+            if record is not None and record.cursor is not None:
+                # the runner counts chunks as its items: the cursor says how far the job got
+                done = int(record.cursor) + 1
+                out[unit.job] = out.get(unit.job, 0.0) + done * unit.item_time
         return out
 
 

@@ -1,0 +1,220 @@
+"""Sweeps: scenarios x strategies x a grid of parameter values, one row per cell and strategy.
+
+Each cell is a scenario with some values overridden (any key ``--set`` takes: ``deploys.every``,
+``workload.length.median``, ``platform.grace``, ``strategies.resumable.checkpoint_every``...). A
+cell's seed is derived from its scenario's seed and its own values, not from its position, so a
+cell gives the same numbers whatever else the sweep holds. Within a cell every strategy meets
+the same jobs, deploys and crashes.
+
+    df = run_sweep(["dora-elite"], {"deploys.every": ["1h", "4h"]}, ["sidekiq", "resumable"])
+
+Cells run in parallel on all cores (``executor="processes"``), in this process (``"serial"``),
+or on a Dask cluster (``"dask"``, with ``scheduler`` the address of one; without it a local
+cluster is started). The numbers do not depend on the executor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+from .errors import SimError
+from .scenario import Scenario, load_scenario, with_overrides
+
+EXECUTORS = ("processes", "serial", "dask")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of a sweep: a scenario, the values set on it, and the seed they imply."""
+
+    scenario: Scenario
+    values: tuple[tuple[str, Any], ...]
+    seed: int
+
+    @property
+    def label(self) -> str:
+        """``name key=value ...``, for progress and errors."""
+        return " ".join([self.scenario.name, *(f"{k}={v}" for k, v in self.values)])
+
+
+def cell_seed(base: int, values: Iterable[tuple[str, Any]]) -> int:
+    """A seed from a scenario's seed and a cell's values: stable across runs and machines."""
+    text = json.dumps([base, [[k, str(v)] for k, v in values]])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+def make_cells(
+    scenarios: Sequence[str | Scenario], grid: Mapping[str, Sequence[Any]]
+) -> list[Cell]:
+    """Every scenario with every combination of the grid's values (validated up front, so a bad
+    key or value fails before anything runs)."""
+    for key, values in grid.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise SimError(f"sweep grid {key}: give a non-empty list of values, got {values!r}")
+    keys = list(grid)
+    cells = []
+    for item in scenarios:
+        base = load_scenario(item) if isinstance(item, str) else item
+        for combo in product(*(grid[k] for k in keys)):
+            values = tuple(zip(keys, combo, strict=True))
+            scenario = with_overrides(base, [f"{k}={_toml(v)}" for k, v in values])
+            cells.append(Cell(scenario, values, cell_seed(base.seed, values)))
+    return cells
+
+
+def _toml(value: Any) -> str:
+    """A value as TOML text, for ``with_overrides``."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
+def run_cell(cell: Cell, strategies: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Run one cell in this process: one flat row per strategy."""
+    from . import simulator
+
+    result = simulator.run(cell.scenario, strategies, seed=cell.seed, processes=1)
+    rows = []
+    for name, r in result.strategies.items():
+        row: dict[str, Any] = {"scenario": cell.scenario.name, "strategy": name,
+                               "seed": cell.seed, **dict(cell.values)}
+        row.update(flatten(r))
+        rows.append(row)
+    return rows
+
+
+def flatten(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A RESULT as one flat row: ``sojourn_s.p50`` becomes ``sojourn_s_p50``; ``by_length`` and
+    confidence intervals are left out (``ci95`` as ``*_ci_lo``/``*_ci_hi``)."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if key == "by_length":
+            continue
+        if key == "ci95":
+            for k, (lo, hi) in value.items():
+                out[f"{k}_ci_lo"], out[f"{k}_ci_hi"] = lo, hi
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                out[f"{key}_{k}"] = v
+        else:
+            out[key] = value
+    return out
+
+
+def run_sweep(
+    scenarios: Sequence[str | Scenario],
+    grid: Mapping[str, Sequence[Any]],
+    strategies: Sequence[str] | None = None,
+    *,
+    executor: str = "processes",
+    processes: int | None = None,
+    scheduler: str | None = None,
+    progress: bool | Callable[[int, int], None] = True,
+) -> Any:
+    """Run every cell for every strategy; return a pandas DataFrame, one row per cell and
+    strategy, in cell order whatever order the cells finished in."""
+    import pandas as pd
+
+    if executor not in EXECUTORS:
+        raise SimError(f"executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
+    cells = make_cells(scenarios, grid)
+    if strategies:  # fail on a bad name before any work
+        from .simulator import strategies_of
+
+        for cell in cells[:1]:
+            strategies_of(cell.scenario, strategies)
+    tick = _ticker(len(cells), progress)
+    rows: list[list[dict[str, Any]] | None] = [None] * len(cells)
+    try:
+        if executor == "serial" or len(cells) == 1:
+            for i, cell in enumerate(cells):
+                rows[i] = run_cell(cell, strategies)
+                tick()
+        elif executor == "processes":
+            workers = min(len(cells), processes or os.cpu_count() or 1)
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(run_cell, cell, strategies): i
+                           for i, cell in enumerate(cells)}
+                for future in as_completed(futures):
+                    rows[futures[future]] = future.result()
+                    tick()
+        else:
+            rows = _run_dask(cells, strategies, scheduler, tick)
+    finally:
+        tick.close()  # type: ignore[attr-defined]
+    return pd.DataFrame([row for group in rows for row in (group or [])])
+
+
+def _run_dask(cells: list[Cell], strategies: Sequence[str] | None, scheduler: str | None,
+              tick: Any) -> list[list[dict[str, Any]] | None]:
+    try:
+        from dask.distributed import Client, LocalCluster
+        from dask.distributed import as_completed as dask_completed
+    except ImportError:
+        raise SimError(
+            "executor 'dask' needs the dask extra: pip install 'deploysim[dask]'"
+        ) from None
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+    rows: list[list[dict[str, Any]] | None] = [None] * len(cells)
+    try:
+        with Client(scheduler or cluster) as client:
+            futures = [client.submit(run_cell, cell, strategies, pure=False) for cell in cells]
+            index = {f.key: i for i, f in enumerate(futures)}
+            for future in dask_completed(futures):
+                rows[index[future.key]] = future.result()
+                tick()
+    finally:
+        if cluster is not None:
+            cluster.close()
+    return rows
+
+
+def _ticker(total: int, progress: bool | Callable[[int, int], None]) -> Any:
+    if callable(progress):
+        done = [0]
+
+        def tick() -> None:
+            done[0] += 1
+            progress(done[0], total)
+
+        tick.close = lambda: None  # type: ignore[attr-defined]
+        return tick
+    import sys
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="cell", leave=False, disable=None if progress else True,
+               file=sys.stderr)
+
+    def tick_bar() -> None:
+        bar.update(1)
+
+    tick_bar.close = bar.close  # type: ignore[attr-defined]
+    return tick_bar
+
+
+def save(df: Any, out_dir: str | Path, stem: str = "results") -> tuple[Path, Path]:
+    """Write the sweep's rows as ``stem.csv`` and ``stem.json`` in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
+    df.to_csv(csv_path, index=False, float_format="%.10g")
+    df.to_json(json_path, orient="records", indent=1, double_precision=10)
+    return csv_path, json_path
