@@ -15,6 +15,8 @@ run the same code under virtual time, handing control back before its next sched
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -33,6 +35,7 @@ from .store import CheckpointStore, Lease
 log = logging.getLogger("strategies.resumable")
 
 INF = math.inf
+_END = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,16 +208,9 @@ class Execution:
             self._release("completed")
             self._finish("completed", "already completed")
             return
-        first = record.executions <= 1
-        log.info("%s job %s (cursor %r, run %d)", "started" if first else "resumed",
-                 job_id, self.cursor, record.executions)
-        if first:
-            job.on_start()
-        else:
-            job.on_resume()
-        self._iter: Iterator[tuple[Any, Any]] = iter(job.build_enumerator(self.cursor))
-        if runner.exactly_once:
-            runner.store.begin()  # type: ignore[attr-defined]
+        self._first_run = record.status == "pending"  # on_start has never completed
+        self._iter: Iterator[tuple[Any, Any]] | None = None
+        self._direction = 0  # cursors must keep moving the way their first move went
 
     @property
     def done(self) -> bool:
@@ -234,6 +230,8 @@ class Execution:
         if self.result is not None:
             return True
         try:
+            if self._iter is None:
+                self._begin()
             if self._checks_pending:
                 self._checks_pending = False
                 if self._after_item(self._clock()):
@@ -249,6 +247,24 @@ class Execution:
             log.exception("job %s failed at cursor %r", self.job_id, self.cursor)
             self._fail(exc, keep_cursor=True)
             return True
+        except BaseException:  # KeyboardInterrupt, SystemExit: what a kill would leave
+            if self.runner.exactly_once:
+                self.runner.store.rollback()  # type: ignore[attr-defined]
+            raise
+
+    def _begin(self) -> None:
+        job, runner = self.job, self.runner
+        log.info("%s job %s (cursor %r)", "started" if self._first_run else "resumed",
+                 self.job_id, self.cursor)
+        if self._first_run:
+            if type(job).on_start is not IterationJob.on_start:
+                job.on_start()
+                self._checkpoint("running")  # from now on, a new run is a resumption
+        else:
+            job.on_resume()
+        self._iter = iter(job.build_enumerator(self.cursor))
+        if runner.exactly_once:
+            runner.store.begin()  # type: ignore[attr-defined]
 
     def _loop(self, until: float) -> bool:
         job = self.job
@@ -261,46 +277,60 @@ class Execution:
         items_every = self._items_every
         last = self.cursor
         ordered = last is None or isinstance(last, (int, float, str, list, tuple))
-        for pair in self._iter:
-            try:
-                item, cursor = pair
-            except (TypeError, ValueError):
-                raise ResumableError(
-                    f"job {self.job_id!r}: {_enumerator_name(job, self._iter)} yielded {pair!r}; "
-                    f"it must yield (item, cursor) pairs"
-                ) from None
-            if type(item) is Pause:
-                self._interrupt(item.reason, item.retry_after)
-                return True
-            if around is None:
-                each(item)
-            else:
-                around(item, lambda item=item: each(item))
-            if last is not None:
+        direction = self._direction
+        while True:
+            assert self._iter is not None
+            iterator = self._iter
+            for pair in iterator:
                 try:
-                    moved = cursor > last if ordered else cursor != last
-                except TypeError:
-                    moved = cursor != last
-                if not moved:
+                    item, cursor = pair
+                except (TypeError, ValueError):
                     raise ResumableError(
                         f"job {self.job_id!r}: {_enumerator_name(job, self._iter)} yielded "
-                        f"cursor {cursor!r} after {last!r}; cursors must move forward"
-                    )
-            elif self.items == 0:
-                self._check_json(cursor)
-            last = self.cursor = cursor
-            self.items += 1
-            self._since_checkpoint += 1
-            now = clock()
-            if now >= until:
-                self._checks_pending = True
-                return False
-            if (now >= self.next_checkpoint_at or now >= self.deadline or stop.requested
-                    or slow or (items_every and self._since_checkpoint >= items_every)) and (
-                    self._after_item(now)):
+                        f"{pair!r}; it must yield (item, cursor) pairs"
+                    ) from None
+                if type(item) is Pause:
+                    self._interrupt(item.reason, item.retry_after)
+                    return True
+                if around is None:
+                    each(item)
+                else:
+                    around(item, lambda item=item: each(item))
+                if last is not None:
+                    try:
+                        if direction > 0:
+                            moved = cursor > last
+                        elif direction < 0:
+                            moved = cursor < last
+                        else:
+                            moved = cursor != last
+                            if moved and ordered:
+                                direction = self._direction = 1 if cursor > last else -1
+                    except TypeError:
+                        moved = cursor != last
+                    if not moved:
+                        raise ResumableError(
+                            f"job {self.job_id!r}: {_enumerator_name(job, self._iter)} yielded "
+                            f"cursor {cursor!r} after {last!r}; cursors must keep moving one way"
+                        )
+                if self.items == 0:
+                    self._check_json(cursor)
+                last = self.cursor = cursor
+                self.items += 1
+                self._since_checkpoint += 1
+                now = clock()
+                if now >= until:
+                    self._checks_pending = True
+                    return False
+                if (now >= self.next_checkpoint_at or now >= self.deadline or stop.requested
+                        or slow or (items_every and self._since_checkpoint >= items_every)) and (
+                        self._after_item(now)):
+                    return True
+                if self._iter is not iterator:  # a checkpoint looked one item ahead
+                    break
+            else:
+                self._complete()
                 return True
-        self._complete()
-        return True
 
     def _after_item(self, now: float) -> bool:
         """Checks made after an item; True when the run has ended."""
@@ -318,6 +348,12 @@ class Execution:
                     return True
             if now >= self.next_checkpoint_at or (
                     self._items_every and self._since_checkpoint >= self._items_every):
+                assert self._iter is not None
+                ahead = next(self._iter, _END)  # no write if the completion comes next
+                if ahead is _END:
+                    self._complete()
+                    return True
+                self._iter = itertools.chain((ahead,), self._iter)
                 self._checkpoint("running", now)
                 if runner.exactly_once:
                     runner.store.begin()  # type: ignore[attr-defined]
@@ -354,7 +390,7 @@ class Execution:
         self._durable_items = items_done
         self._durable_run_time = run_time
         self._since_checkpoint = 0
-        self.next_checkpoint_at = now + self._every
+        self.next_checkpoint_at = self._clock() + self._every  # work between writes
         log.debug("checkpointed job %s at cursor %s (%s)", self.job_id, cursor_json, status)
 
     def _finish(self, status: str, reason: str, retry_after: float | None = None,
@@ -381,6 +417,12 @@ class Execution:
     def _fail(self, exc: BaseException, *, keep_cursor: bool) -> None:
         """Record the failure. The cursor kept is the last completed item's for an item's own
         exception, the last durable one when the engine refused the job's data."""
+        if self.result is not None:  # a callback after the run's durable end raised
+            log.error("job %s: %s raised after the run ended %s: %s", self.job_id,
+                      "on_complete" if self.result.completed else "on_shutdown",
+                      self.result.status, exc)
+            self.result = dataclasses.replace(self.result, error=exc)
+            return
         store = self.runner.store
         if self.runner.exactly_once:
             store.rollback()  # type: ignore[attr-defined]

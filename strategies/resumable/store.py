@@ -298,6 +298,10 @@ class SQLiteStore:
     def acquire(self, job_id: str, owner: str, now: float, ttl: float) -> tuple[Lease, JobRecord]:
         """Take the job's lease (creating the row if new), bumping its generation."""
 
+        if self.connection.in_transaction:  # a batch a crashed run left open: drop it
+            log.warning("job %s: rolling back a transaction left open by an earlier run", job_id)
+            self.rollback()
+
         def body() -> tuple[Lease, JobRecord]:
             record = self._row(job_id) or JobRecord(job_id)
             _check_acquire(record, owner, now)
@@ -361,7 +365,11 @@ class SQLiteStore:
                 row = self.connection.execute(
                     "SELECT generation FROM resumable_jobs WHERE job_id = ?", (lease.job_id,)
                 ).fetchone()
-                raise _stale(lease, None if row is None else int(row[0]))
+                if row is not None and (isinstance(row[0], bool) or not isinstance(row[0], int)):
+                    raise ResumableError(
+                        f"job {lease.job_id!r}: stored generation {row[0]!r} is not an integer"
+                    )
+                raise _stale(lease, None if row is None else row[0])
 
         if self.connection.in_transaction:  # a batch's effects are in it: one try, no retry
             try:
@@ -392,7 +400,7 @@ class SQLiteStore:
     def reset(self, job_id: str) -> None:
         """Forget a job's progress (its generation survives, so old leases stay fenced)."""
         self._retry(lambda: self._in_transaction(lambda: self.connection.execute(
-            "UPDATE resumable_jobs SET status='pending', cursor=NULL, items_done=0, "
+            "UPDATE resumable_jobs SET status='pending', cursor=NULL, items_done=0, executions=0, "
             "interruptions=0, run_time=0, owner=NULL, lease_expires=0, error=NULL "
             "WHERE job_id = ?", (job_id,))), "reset", job_id)
 
