@@ -3,6 +3,7 @@
     deploysim run heroku-hourly              # a table a person reads in seconds
     deploysim run my.toml --strategy sidekiq --strategy resumable --set deploys.every=30m --json
     deploysim scenarios                      # the bundled scenarios
+    deploysim sweep dora-elite --grid deploys.every=1h,4h,1d --out sweep/
     deploysim bench engine|sim [--quick] [--json]
     deploysim demo                           # a resumable job: Ctrl-C it, run it again
 
@@ -137,6 +138,46 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- sweep -----------------------------------------------------------------------------------
+
+
+def _grid_values(text: str) -> tuple[str, list[Any]]:
+    """``key=v1,v2,...``: values are TOML where they parse as TOML, else strings."""
+    import tomllib
+
+    key, sep, rest = text.partition("=")
+    if not sep or not key.strip() or not rest.strip():
+        raise SimError(f"--grid {text!r}: write KEY=VALUE,VALUE,... e.g. deploys.every=1h,4h")
+    values: list[Any] = []
+    for raw in rest.split(","):
+        raw = raw.strip()
+        try:
+            values.append(tomllib.loads(f"v = {raw}")["v"])
+        except tomllib.TOMLDecodeError:
+            values.append(raw)
+    return key.strip(), values
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .scenario import load_scenario, with_overrides
+    from .sweep import run_sweep, save
+
+    scenarios = [load_scenario(name) for name in args.scenario]
+    if args.set:
+        scenarios = [with_overrides(s, args.set) for s in scenarios]
+    grid = dict(_grid_values(g) for g in args.grid or [])
+    if not grid:
+        raise SimError("--grid: give at least one KEY=VALUE,VALUE,... to sweep over")
+    df = run_sweep(scenarios, grid, args.strategy or None, executor=args.executor,
+                   scheduler=args.scheduler)
+    csv_path, json_path = save(df, args.out)
+    columns = ["scenario", *grid, "strategy", "completion_rate", "lost", "failed",
+               "duplicate_item_executions", "wasted_work_s"]
+    print(df[columns].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"\nwrote {csv_path} and {json_path}")
+    return 0
+
+
 # -- bench -----------------------------------------------------------------------------------
 
 
@@ -197,6 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("scenarios", help="list the bundled scenarios")
     sc.add_argument("--json", action="store_true")
     sc.set_defaults(func=_cmd_scenarios)
+
+    sweep = sub.add_parser("sweep", help="scenarios x strategies x a grid of values, to CSV/JSON")
+    sweep.add_argument("scenario", nargs="+", help="bundled scenario names or .toml paths")
+    sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
+                       help="a scenario key and the values to sweep it over (repeatable)")
+    sweep.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="a value set on every scenario (repeatable)")
+    sweep.add_argument("--strategy", action="append", metavar="NAME")
+    sweep.add_argument("--out", default="sweep", help="folder for results.csv and .json")
+    sweep.add_argument("--executor", choices=("processes", "serial", "dask"),
+                       default="processes", help="where cells run (default: all cores)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="with --executor dask: a running scheduler (default: a local cluster)")
+    sweep.set_defaults(func=_cmd_sweep)
 
     bench = sub.add_parser("bench", help="measure the engine or the simulator")
     bench.add_argument("what", choices=("engine", "sim"))
