@@ -350,8 +350,7 @@ class FleetSim:
         strategy = self.strategy
         assert isinstance(strategy, Resumable)
         w.mode = "engine"
-        clock = w.clock
-        clock.set(env.now)
+        clock = w.clock = self.store.clocks[f"w{w.slot}"] = VirtualClock(env.now)
         start = env.now
         self.ledger.started(unit, start)
         job = _SimJob(self, unit, clock)
@@ -384,7 +383,6 @@ class FleetSim:
             # SIGTERM only sets the stop flag of a resumable worker: this is a SIGKILL
             assert signal.cause == KILL, signal.cause
             now = env.now
-            w.clock = self.store.clocks[f"w{w.slot}"] = VirtualClock(now)  # undo the run-ahead
             job.crash(now)
             self.ledger.attempt(unit, now - start, max(0.0, now - job.hung_since))
             record = self.store.crash(unit.key, now)
@@ -414,10 +412,10 @@ class FleetSim:
         if self._rolling or (self.batch_size or INF) < len(self.workers):
             return self.env.peek()
         times = self._deploy_times
-        i = bisect.bisect_right(times, now)
+        i = bisect.bisect_left(times, now)
         t = times[i] if i < len(times) else INF
         own = w.signals
-        i = bisect.bisect_right(own, now)
+        i = bisect.bisect_left(own, now)
         if i < len(own) and own[i] < t:
             t = own[i]
         return min(t, w.kill_at)
@@ -526,12 +524,11 @@ class SimStore(MemoryStore):
         self.cost = float(cost)
         self.clocks = clocks
         self._pending: dict[str, tuple[float, Any]] = {}
+        if not self.cost:  # durable at once: the runner writes only before the next signal
+            self.checkpoint = super().checkpoint  # type: ignore[method-assign]
 
     def checkpoint(self, lease, **kwargs):  # type: ignore[no-untyped-def,override]
         """Write after ``cost`` seconds of the writer's clock."""
-        if not self.cost:
-            # durable at once: the runner writes only before the next possible signal
-            return super().checkpoint(lease, **kwargs)
         clock = self.clocks[lease.owner]
         clock.advance(self.cost)
         row = self._jobs.get(lease.job_id)
@@ -574,13 +571,19 @@ class _SimJob(IterationJob):
         now = self.clock.now
         hang_at = self.hang_at
         execution = self.execution
+        write = self.sim.store.cost
         while i < n:
+            t = now()
             limit = self.until
-            if execution.next_checkpoint_at < limit:
-                limit = execution.next_checkpoint_at
+            due = execution.next_checkpoint_at
+            if due <= t:  # a write is due before this chunk runs; the chunk starts after it
+                t += write
+                due = t + execution.checkpoint_interval
+            if due < limit:
+                limit = due
             if execution.deadline < limit:
                 limit = execution.deadline
-            k = math.ceil((limit - now()) / d - 1e-9)
+            k = math.ceil((limit - t) / d - 1e-9)
             if k < 1:
                 k = 1
             if k > n - i:

@@ -198,8 +198,8 @@ class Execution:
         self._checks_pending = False
         limits = [x for x in (runner.max_runtime, job.max_runtime) if x is not None]
         self.deadline = now + min(limits) if limits else INF
-        self._every = min(runner.checkpoint_every or INF, runner.lease_ttl / 2)
-        self.next_checkpoint_at = now + self._every
+        self.checkpoint_interval = min(runner.checkpoint_every or INF, runner.lease_ttl / 2)
+        self.next_checkpoint_at = now + self.checkpoint_interval
         self._items_every = (
             runner.batch if runner.exactly_once else runner.checkpoint_every_items
         ) or 0
@@ -390,7 +390,7 @@ class Execution:
         self._durable_items = items_done
         self._durable_run_time = run_time
         self._since_checkpoint = 0
-        self.next_checkpoint_at = self._clock() + self._every  # work between writes
+        self.next_checkpoint_at = self._clock() + self.checkpoint_interval  # work between writes
         log.debug("checkpointed job %s at cursor %s (%s)", self.job_id, cursor_json, status)
 
     def _finish(self, status: str, reason: str, retry_after: float | None = None,

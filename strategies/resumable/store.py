@@ -158,15 +158,22 @@ class MemoryStore:
         error: str | None = None,
     ) -> Lease:
         """Write progress under ``lease``; refused with StaleLeaseError if it was replaced."""
-        _check_checkpoint_args(lease, status)
+        if status not in STATUSES:
+            _check_checkpoint_args(lease, status)
         row = self._jobs.get(lease.job_id)
         if row is None or row[8] != lease.generation:
             raise _stale(lease, None if row is None else row[8])
         held = status == "running"
         expires = now + ttl if held else 0.0
-        row[1:8] = [status, cursor_json, row[3], interruptions, items_done, run_time,
-                    lease.owner if held else None]
-        row[9:12] = [expires, error, now]
+        row[1] = status
+        row[2] = cursor_json
+        row[4] = interruptions
+        row[5] = items_done
+        row[6] = run_time
+        row[7] = lease.owner if held else None
+        row[9] = expires
+        row[10] = error
+        row[11] = now
         return Lease(lease.job_id, lease.owner, lease.generation, expires)
 
     def get(self, job_id: str) -> JobRecord | None:
