@@ -213,9 +213,13 @@ class FleetSim:
         else:
             self.queue.append(unit)
 
-    def _enqueue_later(self, unit: Unit, delay: float, end: str):  # type: ignore[no-untyped-def]
-        ticket = unit.ticket
+    def _enqueue_later(self, unit: Unit, delay: float, end: str) -> None:
+        """Put ``unit`` back after ``delay``; until then it is pending in ``delayed`` (from this
+        very moment, so that a worker starting up at once can take it back)."""
         self.delayed[id(unit)] = unit
+        self.env.process(self._wait_then_enqueue(unit, unit.ticket, delay, end))
+
+    def _wait_then_enqueue(self, unit: Unit, ticket: int, delay: float, end: str):  # type: ignore[no-untyped-def]
         yield self.env.timeout(delay)
         if unit.ticket == ticket and self.delayed.pop(id(unit), None) is not None:
             self._enqueue(unit, end)
@@ -292,7 +296,7 @@ class FleetSim:
         ledger = self.ledger
         if isinstance(outcome, Requeue):
             if outcome.delay > 0:
-                self.env.process(self._enqueue_later(unit, outcome.delay, outcome.end))
+                self._enqueue_later(unit, outcome.delay, outcome.end)
             else:
                 self._enqueue(unit, outcome.end)
         elif isinstance(outcome, Recover):
@@ -337,7 +341,11 @@ class FleetSim:
         now = env.now
         elapsed = now - start
         self.ledger.attempt(unit, elapsed, elapsed if unit.hangs else 0.0)
-        self.ledger.items_run(unit, min(unit.items, int(elapsed / unit.item_time + 1e-9)))
+        if outcome is None or not unit.item_time:  # done: every item ran, whatever the ulps
+            ran = unit.items
+        else:
+            ran = min(unit.items, int(elapsed / unit.item_time + 1e-9))
+        self.ledger.items_run(unit, ran)
         if outcome is None:
             self.ledger.unit_done(unit, now)
         else:
@@ -389,7 +397,7 @@ class FleetSim:
             lease_free = record.lease_expires if record is not None else now
             # any worker may take the job once its lease has expired; its own worker, coming
             # back first with the same name, takes it back at once
-            env.process(self._enqueue_later(unit, max(0.0, lease_free - now) + 1e-9, "back"))
+            self._enqueue_later(unit, max(0.0, lease_free - now) + 1e-9, "back")
             if now + self.restart_delay < lease_free:
                 self.orphans.setdefault(w.slot, []).append(unit)
             return True
@@ -583,7 +591,7 @@ class _SimJob(IterationJob):
                 limit = due
             if execution.deadline < limit:
                 limit = execution.deadline
-            k = math.ceil((limit - t) / d - 1e-9)
+            k = math.ceil((limit - t) / d - 1e-9) if d else n - i  # no time: all at once
             if k < 1:
                 k = 1
             if k > n - i:
@@ -608,6 +616,7 @@ class _SimJob(IterationJob):
         if self._chunk is None:
             return
         t0, i, k, done_before = self._chunk
-        finished = min(k, max(0, int((at - t0) / self.unit.item_time + 1e-9)))
+        d = self.unit.item_time
+        finished = min(k, max(0, int((at - t0) / d + 1e-9))) if d else k
         if finished < k:
             self.sim.ledger.items_undo(self.unit, k - finished, max(done_before, i + finished))

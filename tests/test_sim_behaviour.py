@@ -348,6 +348,11 @@ def test_resumable_resumes_after_a_crash_from_its_last_checkpoint_on_its_own_wor
     assert run["lost"] == 0 and run["crashes"] == 1
 
 
+def test_a_worker_restarting_at_once_takes_its_resumable_job_back() -> None:
+    run = simulate(Resumable(), [Job(0, 100)], restart_delay=0, crashes=[[52.5]])
+    assert run.per_job("done_t") == [approx(52.5 + 50)]
+
+
 def test_resumable_job_of_a_dead_worker_goes_to_another_when_its_lease_expires() -> None:
     # worker 0 crashes at 52.5 and stays down; the lease renewed by the checkpoint at 50
     # expires at 110, when the idle worker 1 takes the job from item 50
@@ -448,6 +453,21 @@ def test_platform_daily_restarts_hard_kill_long_jobs_like_deploys() -> None:
 def test_a_restart_only_stops_its_own_worker() -> None:
     run = simulate(Resque(), [Job(0, 1000), Job(0, 1000)], workers=2, restarts=[[500], []])
     assert run["hard_kills"] == 1 and run["failed"] == 1 and run["completed"] == 1
+
+
+# -- edge cases -----------------------------------------------------------------------------------
+
+
+def test_a_job_completed_late_in_a_long_horizon_ran_all_its_items() -> None:
+    start, length, items = 1947188.8932322175, 1349.6637821055876, 134966
+    run = simulate(Celery(), [Job(start, length, items=items)], horizon=start + 2 * length)
+    assert run["completed"] == 1
+    assert run.per_job("unique_items") == [items]
+
+
+def test_a_job_of_length_zero_completes_at_once() -> None:
+    run = simulate(Sidekiq(), [Job(5, 0, items=1)])
+    assert run.per_job("done_t") == [approx(5)]
 
 
 # -- results ------------------------------------------------------------------------------------

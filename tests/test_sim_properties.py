@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -219,6 +223,11 @@ def test_every_job_ends_in_exactly_one_bucket(base: str, data: st.DataObject) ->
     assert r["wasted_work_s"] >= 0 and r["hung_time_s"] >= 0
     if r["enqueued"]:
         assert r["completion_rate"] == pytest.approx(r["completed"] / r["enqueued"])
+    # the platform's SIGKILL ends each batch of a deploy within the grace
+    if r["drain_s"]["max"] is not None:
+        size = d["deploys"].get("batch_size") or d["fleet"]["workers"]
+        batches = math.ceil(d["fleet"]["workers"] / size)
+        assert r["drain_s"]["max"] <= batches * d["platform"]["grace"] + 1e-6, r
 
 
 @pytest.mark.parametrize("base", BASES)
@@ -249,9 +258,63 @@ def test_same_scenario_and_seed_give_the_same_json(data: st.DataObject) -> None:
     tables = {base: data.draw(strategy_tables(base), label=base) for base in BASES}
     scenario = build(d, tables)
     seed = data.draw(st.integers(0, 2**31), label="seed")
-    first = json.dumps(simulator.run(scenario, seed=seed).to_dict(), sort_keys=True)
-    second = json.dumps(simulator.run(build(d, tables), seed=seed).to_dict(), sort_keys=True)
-    assert first == second
+    first = simulator.run(scenario, seed=seed, processes=1).to_dict()
+    second = simulator.run(build(d, tables), seed=seed, processes=1).to_dict()
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+
+DETERMINISM_SCRIPT = """
+import json, sys
+from sim import simulator
+from sim.scenario import scenario_from_dict
+d = json.loads(sys.argv[1])
+result = simulator.run(scenario_from_dict(d, "generated"), processes=int(sys.argv[2]))
+print(json.dumps(result.to_dict(), sort_keys=True))
+"""
+
+
+def test_the_numbers_do_not_depend_on_the_process_or_the_pool() -> None:
+    """Byte for byte the same JSON in this process, in fresh interpreters with other hash
+    seeds, and from a pool of worker processes (DESIGN.md, principle 4)."""
+    d = {
+        "name": "generated",
+        "seed": 7,
+        "horizon": 2 * HOUR,
+        "replications": 2,
+        "fleet": {"workers": 3, "restart_delay": 5.0},
+        "platform": {"grace": 20.0, "daily_restarts": True},
+        "deploys": {"schedule": "poisson", "rate": "6/h", "batch_size": 2},
+        "crashes": {"mtbf": HOUR},
+        "workload": {
+            "arrivals": "poisson",
+            "rate": "40/h",
+            "length": {"kind": "lognormal", "median": 60.0, "sigma": 1.0},
+            "item_time": 1.0,
+            "hang_probability": 0.05,
+        },
+        "strategies": {
+            "sidekiq-reliable": {"strategy": "sidekiq", "fetch": "reliable"},
+            "celery-late": {"strategy": "celery", "acks_late": True},
+            "resumable-costly": {"strategy": "resumable", "checkpoint_cost": 0.5},
+        },
+    }
+    here = json.dumps(
+        simulator.run(scenario_from_dict(d, "generated"), processes=1).to_dict(), sort_keys=True
+    )
+    root = Path(__file__).resolve().parents[1]
+    outputs = []
+    for hash_seed, processes in (("1", "1"), ("2", "3")):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
+        out = subprocess.run(
+            [sys.executable, "-c", DETERMINISM_SCRIPT, json.dumps(d), processes],
+            env=env,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        outputs.append(out.stdout.strip())
+    assert outputs == [here, here]
 
 
 # -- the resumable engine ------------------------------------------------------------------------
@@ -279,6 +342,13 @@ def test_resumable_under_graceful_deploys_never_loses_fails_or_repeats(
     assert r["lost"] == r["failed"] == r["explicitly_lost"] == 0, r
     assert r["duplicate_item_executions"] == 0, r
     assert r["completed"] + r["pending"] == r["enqueued"]
+    # each batch of a deploy drains within one item (at most 1.5 item_time: a job of L s
+    # holds round(L / item_time) items) and two checkpoint writes
+    if r["drain_s"]["max"] is not None:
+        size = d["deploys"].get("batch_size") or d["fleet"]["workers"]
+        batches = math.ceil(d["fleet"]["workers"] / size)
+        per_batch = 1.5 * d["workload"]["item_time"] + 2 * table["checkpoint_cost"]
+        assert r["drain_s"]["max"] <= batches * per_batch + 1e-6, r
 
 
 def items_per_loss(draws: simulator.Draws, checkpoint_every: float, lease_ttl: float) -> int:
@@ -376,7 +446,7 @@ def test_the_same_job_completes_under_resumable(data: st.DataObject) -> None:
             "s": {"strategy": "sidekiq"},
         },
     }
-    result = simulator.run(scenario_from_dict(d, "long-jobs")).strategies
+    result = simulator.run(scenario_from_dict(d, "long-jobs"), processes=1).strategies
     assert result["r"]["completed"] == result["r"]["enqueued"], result["r"]
     assert result["r"]["duplicate_item_executions"] == 0
     assert result["s"]["completed"] == 0, result["s"]
