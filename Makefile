@@ -1,9 +1,9 @@
-# Everything a fresh machine with python3 and make needs: `make run`, `make test`.
+# Everything a fresh machine with python3 and make needs: `make report`, `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run scenarios demo test lint thorough bench clean
+.PHONY: install report run scenarios demo test lint thorough bench clean
 
 SCENARIO ?= heroku-hourly
 
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+report: $(STAMP)
+	$(VENV)/bin/deploysim report
 
 run: $(STAMP)
 	$(VENV)/bin/deploysim run $(SCENARIO)

@@ -1,5 +1,6 @@
 """The ``deploysim`` command line.
 
+    deploysim report                         # plots and tables in reports/
     deploysim run heroku-hourly              # a table a person reads in seconds
     deploysim run my.toml --strategy sidekiq --strategy resumable --set deploys.every=30m --json
     deploysim scenarios                      # the bundled scenarios
@@ -178,6 +179,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- report ----------------------------------------------------------------------------------
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import make_report
+
+    out = make_report(args.out, quick=args.quick, executor=args.executor,
+                      scheduler=args.scheduler)
+    print(f"wrote the report to {out}/README.md (plots, results.csv, results.json beside it)")
+    return 0
+
+
 # -- bench -----------------------------------------------------------------------------------
 
 
@@ -238,6 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("scenarios", help="list the bundled scenarios")
     sc.add_argument("--json", action="store_true")
     sc.set_defaults(func=_cmd_scenarios)
+
+    report = sub.add_parser("report", help="the completion-rate report: every strategy over "
+                                           "deploy rhythms and job lengths, with plots")
+    report.add_argument("--out", default="reports", help="output folder (default: reports)")
+    report.add_argument("--quick", action="store_true", help="a coarse grid, in seconds")
+    report.add_argument("--executor", choices=("processes", "serial", "dask"),
+                        default="processes", help="where cells run (default: all cores)")
+    report.add_argument("--scheduler", metavar="ADDRESS",
+                        help="with --executor dask: a running scheduler")
+    report.set_defaults(func=_cmd_report)
 
     sweep = sub.add_parser("sweep", help="scenarios x strategies x a grid of values, to CSV/JSON")
     sweep.add_argument("scenario", nargs="+", help="bundled scenario names or .toml paths")

@@ -16,6 +16,7 @@ change its fate, not ten million events (DESIGN.md, principles 1 and 6).
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -171,8 +172,17 @@ class FleetSim:
             w.signals.sort()
 
     def run(self) -> Ledger:
-        """Run to the horizon and return the ledger, with what was pending then."""
-        self.env.run(until=self.horizon)
+        """Run to the horizon and return the ledger, with what was pending then. The engine's
+        per-job INFO lines are held back meanwhile (tens of thousands of simulated jobs); its
+        DEBUG lines still come when asked for."""
+        engine_log = logging.getLogger("strategies.resumable")
+        level = engine_log.level
+        if not engine_log.isEnabledFor(logging.DEBUG):
+            engine_log.setLevel(logging.WARNING)
+        try:
+            self.env.run(until=self.horizon)
+        finally:
+            engine_log.setLevel(level)
         self.events = scheduled_events(self.env)
         self.ledger.close(
             self.horizon, self._pending_units(), self.deploy_records, self._retained()

@@ -91,9 +91,9 @@ def draw(scenario: Scenario, seed: int, replication: int) -> Draws:
     )
 
 
-def simulate_one(scenario: Scenario, strategy: Strategy, draws: Draws) -> dict[str, Any]:
-    """One strategy over one replication's draws: its RESULT object."""
-    sim = FleetSim(
+def fleet_for(scenario: Scenario, strategy: Strategy, draws: Draws) -> FleetSim:
+    """The simulation of one strategy over one replication's draws, ready to ``run()``."""
+    return FleetSim(
         strategy,
         workers=scenario.fleet.workers,
         restart_delay=scenario.fleet.restart_delay,
@@ -108,7 +108,11 @@ def simulate_one(scenario: Scenario, strategy: Strategy, draws: Draws) -> dict[s
         restarts=draws.restarts,
         crashes=draws.crashes,
     )
-    return summarize(sim.run())
+
+
+def simulate_one(scenario: Scenario, strategy: Strategy, draws: Draws) -> dict[str, Any]:
+    """One strategy over one replication's draws: its RESULT object."""
+    return summarize(fleet_for(scenario, strategy, draws).run())
 
 
 def _task(scenario: Scenario, strategies: dict[str, Strategy], seed: int, replication: int,

@@ -210,11 +210,42 @@ def _ticker(total: int, progress: bool | Callable[[int, int], None]) -> Any:
     return tick_bar
 
 
+def numeric_columns(df: Any) -> Any:
+    """Columns of numbers held as objects (a RESULT's None, e.g. the drain of a run without
+    deploys) as floats, so that every number is written to the same precision."""
+    import pandas as pd
+
+    df = df.copy()
+    for column in df.columns:
+        if df[column].dtype == object:
+            try:
+                df[column] = pd.to_numeric(df[column])
+            except (TypeError, ValueError):
+                pass  # text: names, grid values
+    return df
+
+
 def save(df: Any, out_dir: str | Path, stem: str = "results") -> tuple[Path, Path]:
-    """Write the sweep's rows as ``stem.csv`` and ``stem.json`` in ``out_dir``."""
+    """Write the sweep's rows as ``stem.csv`` (numbers to 10 significant digits) and
+    ``stem.json`` (the same rows as read back from the CSV, one object per line, without
+    empty fields) in ``out_dir``."""
+    import pandas as pd
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
-    df.to_csv(csv_path, index=False, float_format="%.10g")
-    df.to_json(json_path, orient="records", indent=1, double_precision=10)
+    numeric_columns(df).to_csv(csv_path, index=False, float_format="%.10g")
+    back = pd.read_csv(csv_path, dtype=dict.fromkeys(_text_columns(df), str))
+    lines = []
+    for record in back.to_dict(orient="records"):
+        row = {k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()
+               if not (v is None or (isinstance(v, float) and v != v))}
+        lines.append(json.dumps(row, allow_nan=False))
+    json_path.write_text("[\n" + ",\n".join(lines) + "\n]\n", encoding="utf-8")
     return csv_path, json_path
+
+
+def _text_columns(df: Any) -> list[str]:
+    """Columns that hold text in ``df`` (grid values such as "1h" stay text when read back)."""
+    return [c for c in df.columns
+            if df[c].dtype == object and df[c].map(lambda v: isinstance(v, str)).any()]
