@@ -6,7 +6,9 @@ On TERM the engine finishes the item in hand, makes its cursor durable (a checkp
 the queue (BACK, as job-iteration) to go on from there. Progress is also made durable every
 ``checkpoint_every`` seconds, so a SIGKILL loses at most that much: the job is resumed from its
 last checkpoint by its own worker when that comes back, or by any worker once its lease
-(``lease_ttl``) has expired. ``max_runtime`` makes a long job yield its worker every so often.
+(``lease_ttl``) has expired. Checkpoints renew the lease, so they come at least every
+``lease_ttl / 2`` whatever ``checkpoint_every`` says: raise ``lease_ttl`` with a long interval.
+``max_runtime`` makes a long job yield its worker every so often.
 """
 
 from __future__ import annotations
