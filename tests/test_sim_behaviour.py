@@ -17,7 +17,7 @@ import pytest
 from sim.fleet import FleetSim
 from sim.ledger import Ledger
 from sim.results import summarize
-from strategies.base import Strategy
+from strategies.base import Strategy, StrategyError
 from strategies.celery import Celery
 from strategies.resque import Resque
 from strategies.resumable.policy import Resumable
@@ -361,11 +361,15 @@ def test_resumable_job_of_a_dead_worker_goes_to_another_when_its_lease_expires()
     assert run["duplicate_item_executions"] == 2
 
 
-def test_resumable_lease_ttl_caps_the_checkpoint_interval() -> None:
-    # lease_ttl 20 renews the lease at least every 10 s even with checkpoint_every 60: the
-    # crash at 35.5 loses items 30..34 only, and the job waits for its lease (30 + 20)
+def test_resumable_lease_ttl_bounds_the_checkpoint_interval() -> None:
+    # checkpoints renew the lease, so an interval over half the lease is refused, by name
+    with pytest.raises(StrategyError, match="checkpoint_every: 60 s is more than half of "
+                                            r"lease_ttl \(20 s\).*at least 120 s"):
+        Resumable(checkpoint_every=60, lease_ttl=20)
+    # checkpoints every 10 s: the crash at 35.5 loses items 30..34 only, and the job waits
+    # for its lease (30 + 20)
     run = simulate(
-        Resumable(checkpoint_every=60, lease_ttl=20),
+        Resumable(checkpoint_every=10, lease_ttl=20),
         [Job(0, 100)],
         workers=2,
         restart_delay=1000,

@@ -84,9 +84,11 @@ def resumable_params(draw: st.DrawFn) -> dict[str, Any]:
     params: dict[str, Any] = {
         "checkpoint_every": draw(_seconds(0.5, 120)),
         "checkpoint_cost": draw(st.sampled_from([0.0, 0.0, 0.1, 1.0, 3.0])),
-        "lease_ttl": draw(st.sampled_from([60.0, 10.0, 300.0])),
         "requeue": draw(st.sampled_from(["back", "front"])),
     }
+    # checkpoints renew the lease: it must last at least two intervals
+    params["lease_ttl"] = max(2 * params["checkpoint_every"],
+                              draw(st.sampled_from([60.0, 10.0, 300.0])))
     if draw(st.booleans()):
         params["max_runtime"] = draw(_seconds(30, 1800))
     return params

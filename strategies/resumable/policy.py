@@ -48,6 +48,11 @@ class Resumable(Strategy):
         if ttl <= 0:
             raise StrategyError("lease_ttl: must be > 0 (e.g. '60s')")
         self._set("lease_ttl", ttl)
+        if every > ttl / 2:
+            raise StrategyError(
+                f"checkpoint_every: {every:g} s is more than half of lease_ttl ({ttl:g} s), and "
+                f"checkpoints renew the lease; set lease_ttl to at least {2 * every:g} s"
+            )
         self._set("requeue", choice_param("requeue", self.requeue, ("front", "back")))
 
     @property
