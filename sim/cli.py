@@ -5,6 +5,8 @@
     deploysim run my.toml --strategy sidekiq --strategy resumable --set deploys.every=30m --json
     deploysim scenarios                      # the bundled scenarios
     deploysim sweep dora-elite --grid deploys.every=1h,4h,1d --out sweep/
+    deploysim chaos --strategy sidekiq       # real processes, real signals, an audit
+    deploysim calibrate                      # the chaos harness against the simulator
     deploysim bench engine|sim [--quick] [--json]
     deploysim demo                           # a resumable job: Ctrl-C it, run it again
 
@@ -191,6 +193,64 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- chaos and calibrate ---------------------------------------------------------------------
+
+CHAOS_FLAGS = ("strategy", "workers", "jobs", "items", "item_time", "deploy_every", "grace",
+               "crash_every", "duration", "seed")
+
+
+def _chaos_values(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in CHAOS_FLAGS if getattr(args, k, None) is not None}
+
+
+def _say() -> Any:
+    return (lambda m: print(f"... {m}", file=sys.stderr)) if sys.stderr.isatty() else None
+
+
+def _cmd_chaos(args: argparse.Namespace) -> int:
+    from .chaos import ChaosConfig, format_chaos, run_chaos
+
+    audit = run_chaos(ChaosConfig.from_args(**_chaos_values(args)), progress=_say())
+    if args.json:
+        json.dump(audit, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(format_chaos(audit))
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .chaos import CALIBRATION_DEFAULTS, ChaosConfig, format_calibration, run_calibration
+
+    values = {**CALIBRATION_DEFAULTS, **_chaos_values(args)}
+    strategies = args.strategy_list or None
+    values.pop("strategy", None)
+    result = run_calibration(ChaosConfig.from_args(**values), strategies, progress=_say())
+    if args.json:
+        json.dump(result, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(format_calibration(result))
+    return 0
+
+
+def _add_chaos_flags(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+    def d(key: str) -> str:
+        return f" (default {defaults[key]})"
+
+    p.add_argument("--workers", type=int, help="worker processes" + d("workers"))
+    p.add_argument("--jobs", type=int, help="jobs enqueued at the start" + d("jobs"))
+    p.add_argument("--items", type=int, help="items per job" + d("items"))
+    p.add_argument("--item-time", help="work per item" + d("item_time"))
+    p.add_argument("--deploy-every", help="SIGTERM to every worker this often" + d("deploy_every"))
+    p.add_argument("--grace", help="SIGTERM to SIGKILL" + d("grace"))
+    p.add_argument("--crash-every", help="a random worker SIGKILLed this often on average"
+                   + d("crash_every"))
+    p.add_argument("--duration", help="the run stops by itself after this long" + d("duration"))
+    p.add_argument("--seed", type=int, help="seed of the deploy and crash schedule" + d("seed"))
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 # -- bench -----------------------------------------------------------------------------------
 
 
@@ -275,6 +335,25 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", metavar="ADDRESS",
                        help="with --executor dask: a running scheduler (default: a local cluster)")
     sweep.set_defaults(func=_cmd_sweep)
+
+    from .chaos import CALIBRATION_DEFAULTS, CHAOS_STRATEGIES
+
+    chaos_defaults = {"strategy": "resumable", "workers": 4, "jobs": 100, "items": 200,
+                      "item_time": "2ms", "deploy_every": "2s", "grace": "500ms",
+                      "crash_every": "5s", "duration": "30s", "seed": 1}
+    chaos = sub.add_parser("chaos", help="real worker processes, real SIGTERM and SIGKILL, and "
+                                         "an audit of what was lost or repeated")
+    chaos.add_argument("--strategy", help=f"one of {', '.join(CHAOS_STRATEGIES)} "
+                                          "(default resumable)")
+    _add_chaos_flags(chaos, chaos_defaults)
+    chaos.set_defaults(func=_cmd_chaos)
+
+    calibrate = sub.add_parser("calibrate", help="one compressed scenario for real and in the "
+                                                 "simulator, side by side per strategy")
+    calibrate.add_argument("--strategy", dest="strategy_list", action="append", metavar="NAME",
+                           help="calibrate only this strategy (repeatable; default: all)")
+    _add_chaos_flags(calibrate, CALIBRATION_DEFAULTS)
+    calibrate.set_defaults(func=_cmd_calibrate)
 
     bench = sub.add_parser("bench", help="measure the engine or the simulator")
     bench.add_argument("what", choices=("engine", "sim"))

@@ -74,6 +74,9 @@ def test_scenarios_lists_the_bundled_set() -> None:
         (["run", "/nonexistent/path.toml"], "/nonexistent/path.toml"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["demo", "--rows", "0"], "rows"),
+        (["chaos", "--grace", "5x"], "--grace: '5x' is not a duration"),
+        (["chaos", "--strategy", "nope"], "--strategy: 'nope' is unknown"),
+        (["calibrate", "--workers", "0"], "--workers"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_it(args: list[str], message: str) -> None:

@@ -1,0 +1,101 @@
+"""Small tables a person reads in a few seconds: one chaos run's audit, and a calibration's
+real and simulated numbers side by side."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ..units import format_duration
+
+
+def _seconds(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if value >= 1:
+        return f"{value:.2f} s"
+    return f"{1000 * value:.1f} ms"
+
+
+def _grid(rows: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [c.rjust(w) if r else c.ljust(w)
+                 for c, w, r in zip(row, widths, right, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_chaos(audit: dict[str, Any]) -> str:
+    """The audit of one chaos run as a few lines and a two-column table."""
+    c = audit["config"]
+    rate = audit["completion_rate"]
+    head = (
+        f"{audit['strategy']}: {c['workers']} workers, {c['jobs']} jobs x {c['items']} items x "
+        f"{format_duration(c['item_time_s'])} (measured {_seconds(audit['item_time_s'])}), "
+        f"grace {format_duration(c['grace_s'])}, seed {c['seed']}"
+    )
+    why = "the work was done" if audit["ended_by"] == "done" else "the duration was up"
+    ran = (
+        f"ran {audit['duration_s']:.2f} s, until {why}: {audit['deploys']} deploys, "
+        f"{audit['sigterms']} SIGTERM, {audit['sigkills']} SIGKILL "
+        f"({audit['hard_kills']} at deploys, {audit['crashes']} crashes), "
+        f"{audit['processes']} worker processes"
+    )
+    rows = [
+        ("enqueued", f"{audit['enqueued']}"),
+        ("completed", f"{audit['completed']}  ({100 * rate:.1f}%)" if not math.isnan(rate)
+         else "0"),
+        ("failed", f"{audit['failed']}"),
+        ("lost", f"{audit['lost']}"),
+        ("pending", f"{audit['pending']}"),
+        ("executions", f"{audit['executions']}"),
+        ("duplicate item executions", f"{audit['duplicate_item_executions']}"),
+        ("duplicate effects", f"{audit['duplicate_effects']}"),
+        ("wasted work", _seconds(audit["wasted_work_s"])),
+        ("longest pick-up after a kill", _seconds(audit["max_pickup_s"])),
+        ("integrity_check", "ok" if audit["integrity_ok"] else "FAILED"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    table = "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+    return "\n".join((head, ran, "", table))
+
+
+def format_calibration(result: dict[str, Any]) -> str:
+    """A calibration: per strategy, the real and simulated numbers side by side."""
+    c = result["config"]
+    head = (
+        f"calibration: {c['workers']} workers, {c['jobs']} jobs x {c['items']} items x "
+        f"{format_duration(c['item_time_s'])}, deploy every {format_duration(c['deploy_every_s'])}"
+        f" (grace {format_duration(c['grace_s'])}), a crash every "
+        f"{format_duration(c['crash_every_s'])}, seed {c['seed']}, "
+        f"{c.get('replications', 1)} replication(s); real / simulated"
+    )
+    rows: list[tuple[str, ...]] = [(
+        "strategy", "completion", "diff", "wasted work", "diff", "dup items", "lost", "failed",
+        "SIGKILLs", "agree",
+    )]
+    for name, r in result["strategies"].items():
+        real, sim = r["real"], r["sim"]
+        rows.append((
+            name,
+            f"{100 * real['completion_rate']:.1f}% / {100 * sim['completion_rate']:.1f}%",
+            f"{100 * r['completion_rate_diff']:+.1f} pp",
+            f"{real['wasted_work_s']:.2f} / {r['sim_wasted_work_with_resume_cost_s']:.2f} s",
+            f"{100 * r['wasted_work_rel']:.0f}%",
+            f"{real['duplicate_item_executions']} / {sim['duplicate_item_executions']}",
+            f"{real['lost']} / {sim['lost']}",
+            f"{real['failed']} / {sim['failed']}",
+            f"{r['measured']['sigkills']}",
+            "yes" if r["agree"] else "NO",
+        ))
+    t = result["targets"]
+    foot = (f"targets: completion within {t['completion_rate_pp']:g} pp, wasted work within "
+            f"{100 * t['wasted_work_rel']:g}%; the simulated waste of the resumable engine "
+            f"includes the measured cost of each resumed attempt, which the simulator does not "
+            f"model")
+    return "\n".join((head, "", _grid(rows, (False,) + (True,) * 9), "", foot))
