@@ -211,12 +211,7 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
     from .chaos import ChaosConfig, format_chaos, run_chaos
 
     audit = run_chaos(ChaosConfig.from_args(**_chaos_values(args)), progress=_say())
-    if args.json:
-        json.dump(audit, sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
-    else:
-        print(format_chaos(audit))
-    return 0
+    return _show(audit, args.json, format_chaos)
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -226,11 +221,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     strategies = args.strategy_list or None
     values.pop("strategy", None)
     result = run_calibration(ChaosConfig.from_args(**values), strategies, progress=_say())
-    if args.json:
+    return _show(result, args.json, format_calibration)
+
+
+def _show(result: Any, as_json: bool, table: Any) -> int:
+    """Print ``result`` as JSON or as the table ``table(result)`` makes."""
+    if as_json:
         json.dump(result, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
     else:
-        print(format_calibration(result))
+        print(table(result))
     return 0
 
 
@@ -262,13 +262,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .bench_sim import format_table  # type: ignore[assignment]
 
     say = (lambda m: print(f"... {m}", file=sys.stderr)) if sys.stderr.isatty() else None
-    results = bench_engine(quick=args.quick, progress=say)
-    if args.json:
-        json.dump(results, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print(format_table(results))
-    return 0
+    return _show(bench_engine(quick=args.quick, progress=say), args.json, format_table)
 
 
 # -- demo ------------------------------------------------------------------------------------

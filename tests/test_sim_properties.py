@@ -23,7 +23,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sim import simulator
-from sim.fleet import FleetSim
 from sim.ledger import Ledger
 from sim.scenario import Scenario, scenario_from_dict
 from strategies.base import Strategy
@@ -185,22 +184,7 @@ def run_one(scenario: Scenario, name: str) -> dict[str, Any]:
 def ledger_of(scenario: Scenario, strategy: Strategy) -> tuple[Ledger, simulator.Draws]:
     """The ledger of one run (what ``simulate_one`` summarises), with its draws."""
     draws = simulator.draw(scenario, scenario.seed, 0)
-    sim = FleetSim(
-        strategy,
-        workers=scenario.fleet.workers,
-        restart_delay=scenario.fleet.restart_delay,
-        grace=scenario.platform.grace,
-        horizon=scenario.horizon,
-        arrivals=draws.arrivals,
-        lengths=draws.lengths,
-        items=draws.items,
-        hangs=draws.hangs,
-        deploys=draws.deploys,
-        batch_size=scenario.deploys.batch_size,
-        restarts=draws.restarts,
-        crashes=draws.crashes,
-    )
-    return sim.run(), draws
+    return simulator.fleet_for(scenario, strategy, draws).run(), draws
 
 
 # -- every job in exactly one bucket ---------------------------------------------------------------
