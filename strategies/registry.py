@@ -19,7 +19,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
 
 def make_strategy(name: str, params: Mapping[str, Any] | None = None) -> Strategy:
     """The strategy called ``name`` with the given parameters (defaults: the real system's)."""
-    base = name.split(":", 1)[0]
+    base = name
     if base not in STRATEGIES:
         import difflib
 

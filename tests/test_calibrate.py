@@ -12,8 +12,14 @@ from sim.chaos import ChaosConfig, format_calibration, run_calibration
 from sim.chaos.calibrate import RATE_TOLERANCE, WASTE_TOLERANCE, compare, simulate
 from sim.errors import SimError
 
-CALIBRATED = ("sidekiq", "resque", "celery", "split", "resumable", "resumable-exactly-once")
-"""The five strategies of the registry, and the engine's exactly-once mode."""
+ONE_RUN = ("sidekiq", "resque", "celery")
+TWO_RUNS = ("split", "resumable", "resumable-exactly-once")
+"""The five strategies of the registry, and the engine's exactly-once mode. Where a SIGKILL
+takes a whole job, the real and the simulated run lose the same jobs to the same kills, and one
+run of each agrees closely. A split job is lost when any one of its sub-jobs is, and which
+sub-job a kill finds depends on milliseconds; a resumable job loses the items since its last
+checkpoint, anything from none to a checkpoint's worth. Those totals are sums of many small
+draws made afresh in each run, so they are compared over two runs."""
 
 
 def _fake_audit(config: ChaosConfig, **timeline: object) -> dict:
@@ -75,13 +81,17 @@ def test_bad_replications_name_their_flag() -> None:
 
 @pytest.fixture(scope="module")
 def calibration() -> dict:
-    return run_calibration(ChaosConfig.for_calibration(), CALIBRATED)
+    config = ChaosConfig.for_calibration()
+    one = run_calibration(config, ONE_RUN)
+    two = run_calibration(config, TWO_RUNS, replications=2)
+    return {**one, "strategies": {**one["strategies"], **two["strategies"]},
+            "agree": one["agree"] and two["agree"]}
 
 
 def test_real_and_simulated_runs_agree(calibration: dict) -> None:
     json.dumps(calibration, allow_nan=False)
     table = format_calibration(calibration)
-    for name in CALIBRATED:
+    for name in ONE_RUN + TWO_RUNS:
         r = calibration["strategies"][name]
         assert r["measured"]["sigkills"] >= 50, table
         assert r["completion_ok"], f"{name}: completion rates differ\n{table}"
@@ -102,6 +112,6 @@ def test_calibration_shows_the_real_systems_losses(calibration: dict) -> None:
 
 def test_format_calibration_sets_numbers_side_by_side(calibration: dict) -> None:
     text = format_calibration(calibration)
-    for name in CALIBRATED:
+    for name in ONE_RUN + TWO_RUNS:
         assert name in text
     assert "real / simulated" in text

@@ -138,191 +138,237 @@ def pickup_bound(strategy: Strategy) -> float | None:
     return None
 
 
-def audit(workdir: str, config: ChaosConfig, strategy: Strategy, how: str,
-          record: RunRecord) -> dict[str, Any]:
-    """The JSON-ready audit of a finished run (see the module docstring)."""
-    t0 = record.t0
-    queue_path = os.path.join(workdir, "queue.db")
-    conn = sqlite3.connect(queue_path)
+@dataclass(slots=True)
+class _Queue:
+    """What the queue database says at the end of a run."""
+
+    enqueued: dict[int, tuple[int, int]]  # job -> (items, units)
+    unit_job: dict[int, int]
+    held: set[int]  # units still queued, reserved, in progress or in a worker's record
+    failed: set[int]  # units in the failed queue
+    busy: list[tuple[int, int]]  # (pid, unit): what each process said it was working on
+
+
+def _read_queue(path: str) -> _Queue:
+    conn = sqlite3.connect(path)
     try:
-        enqueued = {job: (items, units) for job, items, units in
-                    _rows(conn, "SELECT job, items, units FROM enqueued")}
-        unit_job = dict(_rows(conn, "SELECT unit, job FROM units"))
-        queued = {u for (u,) in _rows(conn, "SELECT unit FROM queue")}
-        queued |= {u for (u,) in _rows(conn, "SELECT unit FROM inprogress")}
-        queued |= {u for (u,) in _rows(conn, "SELECT unit FROM working")}
-        failed_units = {u for (u,) in _rows(conn, "SELECT unit FROM failed")}
-        busy = _rows(conn, "SELECT pid, unit FROM busy")
+        held: set[int] = set()
+        for table in ("queue", "inprogress", "working"):
+            held |= {u for (u,) in _rows(conn, f"SELECT unit FROM {table}")}
+        return _Queue(
+            enqueued={job: (items, units) for job, items, units in
+                      _rows(conn, "SELECT job, items, units FROM enqueued")},
+            unit_job=dict(_rows(conn, "SELECT unit, job FROM units")),
+            held=held,
+            failed={u for (u,) in _rows(conn, "SELECT unit FROM failed")},
+            busy=[(int(pid), int(unit)) for pid, unit in
+                  _rows(conn, "SELECT pid, unit FROM busy")],
+        )
     finally:
         conn.close()
 
-    # -- the execution logs ---------------------------------------------------------------------
-    attempts: list[Attempt] = []
-    ready: dict[tuple[int, int], float] = {}
-    died: dict[tuple[int, int], float] = {}
-    for life in record.lives:
-        found, at, exiting = _read_log(log_path(workdir, life.slot, life.life), life, t0)
-        attempts += found
-        if at is not None:
-            ready[life.slot, life.life] = at
-        end = life.killed_at if life.killed_at is not None else exiting
-        if end is None:
-            end = life.ended
-        if end is not None:
-            died[life.slot, life.life] = end
-    attempts.sort(key=lambda a: a.start)
 
+@dataclass(slots=True)
+class _Timing:
+    """What the run's records say about the cost of work."""
+
+    item_time: float  # mean gap between consecutive item records
+    job_item_time: dict[int, float]
+    overhead: float  # fixed cost of an attempt that runs a unit through
+    resume_overhead: float  # what an attempt beyond a unit's first costs beside its items
+    resumed: int  # attempts beyond each unit's first
+
+
+def _timing(attempts: list[Attempt], default_item_time: float) -> _Timing:
     gaps_by_job: dict[int, list[float]] = defaultdict(list)
     for at in attempts:
         gaps_by_job[at.job] += [b - a for a, b in zip(at.item_times, at.item_times[1:],
                                                       strict=False)]
     gaps = [g for job_gaps in gaps_by_job.values() for g in job_gaps]
-    item_time = statistics.fmean(gaps) if gaps else config.item_time
-    job_item_time = {job: statistics.fmean(g) if g else item_time
-                     for job, g in gaps_by_job.items()}
-    # the fixed cost of an attempt that runs a unit through: its start and its acknowledgement
-    overhead = _start_cost(attempts, item_time) + _end_cost(attempts, "done")[0]
+    item_time = statistics.fmean(gaps) if gaps else default_item_time
+    start_cost = _start_cost(attempts, item_time)
     seen: set[int] = set()
-    resumed: list[Attempt] = []
+    resumed = 0
     for at in attempts:  # in order of start
-        if at.unit in seen:
-            resumed.append(at)
+        resumed += at.unit in seen
         seen.add(at.unit)
     # Each completed unit's length holds one start (the mean over all attempts) and one
     # acknowledgement; every further attempt pays a start again, and an interrupted one its
     # stop (checkpoint, re-queue): for resumable jobs, which do not start over, that is what
     # resuming costs beyond the items.
-    start_cost = _start_cost(attempts, item_time)
     stop_cost, stops = _end_cost(attempts, "interrupted")
-    resume_overhead = start_cost + stop_cost * stops / len(resumed) if resumed else 0.0
-    resume_costs = resume_overhead * len(resumed) if how == LEASED else 0.0
+    return _Timing(
+        item_time=item_time,
+        job_item_time={job: statistics.fmean(g) if g else item_time
+                       for job, g in gaps_by_job.items()},
+        overhead=start_cost + _end_cost(attempts, "done")[0],
+        resume_overhead=start_cost + stop_cost * stops / resumed if resumed else 0.0,
+        resumed=resumed,
+    )
 
-    # -- the fate of every job ------------------------------------------------------------------
-    done_units: dict[int, float] = {}
-    for at in attempts:
-        if at.outcome == "done" and at.unit not in done_units:
-            done_units[at.unit] = at.end
-    units_done_by_job: dict[int, list[float]] = defaultdict(list)
-    for unit, t in done_units.items():
-        units_done_by_job[unit_job[unit]].append(t)
-    completed = {job for job, times in units_done_by_job.items()
-                 if len(times) >= enqueued[job][1]}
-    failed = {unit_job[u] for u in failed_units} - completed
-    final_pids = {life.pid for life in record.lives if life.cause == "final"}
-    in_flight = {unit for pid, unit in busy if pid in final_pids}
-    logged_in_flight = {at.unit for at in attempts if at.outcome == "final"}
-    pending = {unit_job[u] for u in queued | in_flight | logged_in_flight} - completed - failed
-    lost = set(enqueued) - completed - failed - pending
 
-    # -- effects and checkpoints ----------------------------------------------------------------
-    effects = duplicate_effects = missing_effects = 0
-    retained: dict[int, int] = {}
-    integrity_ok = _integrity(queue_path)
-    for job, (items, _) in enqueued.items():
+@dataclass(slots=True)
+class _Fates:
+    """Every enqueued job in exactly one bucket."""
+
+    completed: set[int]
+    failed: set[int]
+    pending: set[int]
+    lost: set[int]
+    in_flight: set[int]  # units a worker held when the run ended
+
+
+def _fates(queue: _Queue, attempts: list[Attempt], record: RunRecord) -> _Fates:
+    done_units = {at.unit for at in attempts if at.outcome == "done"}
+    units_done: dict[int, int] = defaultdict(int)
+    for unit in done_units:
+        units_done[queue.unit_job[unit]] += 1
+    completed = {job for job, n in units_done.items() if n >= queue.enqueued[job][1]}
+    failed = {queue.unit_job[u] for u in queue.failed} - completed
+    final = {life.pid for life in record.lives if life.cause == "final"}
+    in_flight = {unit for pid, unit in queue.busy if pid in final}
+    in_flight |= {at.unit for at in attempts if at.outcome == "final"}
+    pending = {queue.unit_job[u] for u in queue.held | in_flight} - completed - failed
+    lost = set(queue.enqueued) - completed - failed - pending
+    return _Fates(completed, failed, pending, lost, in_flight)
+
+
+@dataclass(slots=True)
+class _Effects:
+    """What the job files hold."""
+
+    effects: int = 0
+    duplicates: int = 0
+    missing: int = 0  # items of completed jobs without an effect
+    retained: dict[int, int] = field(default_factory=dict)  # pending job -> items checkpointed
+    integrity_ok: bool = True
+
+
+def _read_effects(workdir: str, queue: _Queue, fates: _Fates, resumable: bool) -> _Effects:
+    out = _Effects(integrity_ok=_integrity(os.path.join(workdir, "queue.db")))
+    for job, (items, _) in queue.enqueued.items():
         path = job_db_path(workdir, job)
-        integrity_ok = _integrity(path) and integrity_ok
-        jc = sqlite3.connect(path)
+        out.integrity_ok = _integrity(path) and out.integrity_ok
+        conn = sqlite3.connect(path)
         try:
-            count, distinct = jc.execute(
+            count, distinct = conn.execute(
                 "SELECT count(*), count(DISTINCT item) FROM results").fetchone()
-            effects += count
-            duplicate_effects += count - distinct
-            if job in completed:
-                missing_effects += items - distinct
-            if isinstance(strategy, Resumable) and job in pending:
+            out.effects += count
+            out.duplicates += count - distinct
+            if job in fates.completed:
+                out.missing += items - distinct
+            if resumable and job in fates.pending:
                 with contextlib.suppress(sqlite3.Error):
-                    row = jc.execute(
+                    row = conn.execute(
                         "SELECT items_done FROM resumable_jobs WHERE job_id = ? AND status != "
                         "'completed'", (job_key(job),)).fetchone()
                     if row is not None:
-                        retained[job] = int(row[0])
+                        out.retained[job] = int(row[0])
         finally:
-            jc.close()
+            conn.close()
+    return out
 
-    # -- work -----------------------------------------------------------------------------------
-    work: dict[int, float] = defaultdict(float)
-    item_execs: dict[int, int] = defaultdict(int)
-    unique: set[tuple[int, int]] = set()
+
+def _pickups(attempts: list[Attempt], bound: float | None, end: float
+             ) -> tuple[list[float], int]:
+    """For each attempt ended by a SIGKILL, how long until the unit was started again; and
+    how many were never started again although ``bound`` (plus half a second) had passed."""
+    by_unit: dict[int, list[Attempt]] = defaultdict(list)
     for at in attempts:
-        work[at.job] += max(0.0, at.end - at.start)
-        item_execs[at.job] += len(at.items)
-        unique.update((at.job, i) for i in at.items)
-    # Measured lengths scatter around the mean: a job's work beyond its length (or beyond the
-    # progress it keeps) is summed with its sign, so that the scatter cancels instead of being
-    # clipped into waste.
-    wasted = 0.0
-    useful = 0.0
-    lengths: dict[int, float] = {}
-    for job, (items, units) in enqueued.items():
-        w = work.get(job, 0.0)
-        per_item = job_item_time.get(job, item_time)
-        lengths[job] = items * per_item + units * overhead
-        if job in completed:
-            useful += lengths[job]
-            wasted += w - lengths[job]
-        elif job in pending:
-            wasted += w - retained.get(job, 0) * per_item
-        else:
-            wasted += w
-    wasted = max(0.0, wasted)
-
-    # -- pick-up after kills --------------------------------------------------------------------
-    bound = pickup_bound(strategy)
+        by_unit[at.unit].append(at)
     pickups: list[float] = []
     stuck = 0
-    if how in (LEASED, RELIABLE, UNACKED):
-        by_unit: dict[int, list[Attempt]] = defaultdict(list)
-        for at in attempts:
-            by_unit[at.unit].append(at)
-        for unit_attempts in by_unit.values():
-            for i, at in enumerate(unit_attempts):
-                if at.outcome not in KILLS:
-                    continue
-                later = [b.start for b in unit_attempts[i + 1:] if b.start >= at.end]
-                if later:
-                    pickups.append(later[0] - at.end)
-                elif bound is not None and record.end - at.end > bound + 0.5:
-                    stuck += 1
+    for unit_attempts in by_unit.values():
+        for i, at in enumerate(unit_attempts):
+            if at.outcome not in KILLS:
+                continue
+            later = [b.start for b in unit_attempts[i + 1:] if b.start >= at.end]
+            if later:
+                pickups.append(later[0] - at.end)
+            elif bound is not None and end - at.end > bound + 0.5:
+                stuck += 1
+    return pickups, stuck
 
-    # -- signals and lives ----------------------------------------------------------------------
-    restarts = []  # from a process's death (its SIGKILL, or its own last line) to the next
+
+def audit(workdir: str, config: ChaosConfig, strategy: Strategy, how: str,
+          record: RunRecord) -> dict[str, Any]:
+    """The JSON-ready audit of a finished run (see the module docstring)."""
+    queue = _read_queue(os.path.join(workdir, "queue.db"))
+    attempts: list[Attempt] = []
+    ready: dict[tuple[int, int], float] = {}
+    died: dict[tuple[int, int], float] = {}
     for life in record.lives:
-        at = ready.get((life.slot, life.life))
-        before = died.get((life.slot, life.life - 1))
-        if at is not None and before is not None:
-            restarts.append(max(0.0, at - before))
-    n_enq = len(enqueued)
+        found, at, exiting = _read_log(log_path(workdir, life.slot, life.life), life, record.t0)
+        attempts += found
+        if at is not None:
+            ready[life.slot, life.life] = at
+        end = life.killed_at if life.killed_at is not None else exiting
+        end = life.ended if end is None else end
+        if end is not None:
+            died[life.slot, life.life] = end
+    attempts.sort(key=lambda a: a.start)
+    timing = _timing(attempts, config.item_time)
+    fates = _fates(queue, attempts, record)
+    effects = _read_effects(workdir, queue, fates, how == LEASED)
+
+    # Work, and the waste in it. Measured lengths scatter around the mean: a job's work beyond
+    # its length (or beyond the progress it keeps) is summed with its sign, so that the scatter
+    # cancels instead of being clipped into waste.
+    work: dict[int, float] = defaultdict(float)
+    for at in attempts:
+        work[at.job] += max(0.0, at.end - at.start)
+    executed = sum(len(at.items) for at in attempts)
+    unique = len({(at.job, i) for at in attempts for i in at.items})
+    wasted = useful = 0.0
+    lengths: dict[int, float] = {}
+    for job, (items, units) in queue.enqueued.items():
+        per_item = timing.job_item_time.get(job, timing.item_time)
+        lengths[job] = items * per_item + units * timing.overhead
+        if job in fates.completed:
+            useful += lengths[job]
+            wasted += work[job] - lengths[job]
+        elif job in fates.pending:
+            wasted += work[job] - effects.retained.get(job, 0) * per_item
+        else:
+            wasted += work[job]
+
+    bound = pickup_bound(strategy)
+    pickups, stuck = (_pickups(attempts, bound, record.end)
+                      if how in (LEASED, RELIABLE, UNACKED) else ([], 0))
+    restarts = [ready[key] - died[key[0], key[1] - 1] for key in ready
+                if (key[0], key[1] - 1) in died]
+    n = len(queue.enqueued)
     hits = [c for c in record.crashes if c["hit"]]
     return {
         "strategy": config.strategy,
-        "enqueued": n_enq,
-        "completed": len(completed),
-        "failed": len(failed),
-        "lost": len(lost),
-        "pending": len(pending),
-        "completion_rate": len(completed) / n_enq if n_enq else math.nan,
+        "enqueued": n,
+        "completed": len(fates.completed),
+        "failed": len(fates.failed),
+        "lost": len(fates.lost),
+        "pending": len(fates.pending),
+        "completion_rate": len(fates.completed) / n if n else math.nan,
         "executions": len(attempts),
-        "duplicate_item_executions": sum(item_execs.values()) - len(unique),
-        "duplicate_effects": duplicate_effects,
-        "missing_effects": missing_effects,
-        "effects": effects,
+        "duplicate_item_executions": executed - unique,
+        "duplicate_effects": effects.duplicates,
+        "missing_effects": effects.missing,
+        "effects": effects.effects,
         "useful_work_s": useful,
-        "wasted_work_s": wasted,
+        "wasted_work_s": max(0.0, wasted),
         "deploys": len(record.deploys),
         "sigterms": sum(d["sigterms"] for d in record.deploys),
         "sigkills": sum(1 for life in record.lives if life.killed_as in KILLS),
         "hard_kills": sum(1 for life in record.lives if life.killed_as == "deploy-kill"),
         "crashes": len(hits),
-        "integrity_ok": integrity_ok,
+        "integrity_ok": effects.integrity_ok,
         "duration_s": record.end,
         "ended_by": record.ended_by,
-        "item_time_s": item_time,
-        "attempt_overhead_s": overhead,
-        "resume_overhead_s": resume_overhead,
-        "resume_costs_s": resume_costs,
-        "job_length_s": config.items * item_time + max(units for _, units in
-                                                       enqueued.values()) * overhead,
-        "restart_delay_s": statistics.fmean(restarts) if restarts else 0.0,
+        "item_time_s": timing.item_time,
+        "attempt_overhead_s": timing.overhead,
+        "resume_overhead_s": timing.resume_overhead,
+        "resume_costs_s": timing.resume_overhead * timing.resumed if how == LEASED else 0.0,
+        "job_length_s": config.items * timing.item_time + max(
+            units for _, units in queue.enqueued.values()) * timing.overhead,
+        "restart_delay_s": statistics.fmean(max(0.0, r) for r in restarts) if restarts else 0.0,
         "max_pickup_s": max(pickups) if pickups else None,
         "pickup_bound_s": None if bound is None else bound + POLL_MAX,
         "stuck_jobs": stuck,
@@ -330,7 +376,7 @@ def audit(workdir: str, config: ChaosConfig, strategy: Strategy, how: str,
         "worker_errors": sum(1 for life in record.lives if life.cause == "error"),
         "survivors": len(record.survivors),
         "stopped_at_end": sum(1 for life in record.lives if life.cause == "final"),
-        "in_flight_at_end": len(in_flight | logged_in_flight),
+        "in_flight_at_end": len(fates.in_flight),
         "params": {k: _jsonable(v) for k, v in strategy.params().items()},
         "timescale": config.scale.factor,
         "config": config.to_dict(),
@@ -338,7 +384,7 @@ def audit(workdir: str, config: ChaosConfig, strategy: Strategy, how: str,
             "deploys": [d["t"] for d in record.deploys],
             "crashes": [[c["t"], c["slot"]] for c in hits],
             "end_s": record.end,
-            "job_lengths_s": [lengths[job] for job in sorted(enqueued)],
+            "job_lengths_s": [lengths[job] for job in sorted(queue.enqueued)],
             "pids": sorted({life.pid for life in record.lives} | set(record.spares)),
         },
     }

@@ -14,24 +14,30 @@ Where the two differ, and why:
 
 - Resumed attempts cost something. A real attempt pays a fixed start-up cost before its first
   item (fetch, opening the job's file, taking the lease) and a little after its last
-  (acknowledging, re-queueing). For jobs that restart from scratch, and for the first attempt
-  of every job, it is part of the measured job length, which the simulator is given. A
-  resumable job pays it again on every resume, and ``FleetSim`` charges nothing for starting an
-  engine run; the comparison adds ``resumed attempts x measured cost`` to the simulated waste
-  and reports both figures (see the report for the change to ``sim/fleet.py`` that would model
-  it).
+  (acknowledging, or checkpointing and re-queueing when interrupted). For jobs that restart
+  from scratch, and for the first attempt of every job, it is part of the measured job length
+  the simulator is given. A resumable job pays it again on every resume, and ``FleetSim``
+  charges nothing for starting an engine run (``_run_engine`` goes straight to the runner), so
+  it under-counts the waste of a job resumed many times. Until ``FleetSim`` takes a
+  per-attempt cost, the comparison adds the simulator's resumed attempts times the cost of one
+  as measured in the run (``resume_overhead_s``) to the simulated waste, and reports the bare
+  figure beside it.
 - Phases. A crash that lands within a few milliseconds of a job's end finishes the job in one
   run and kills it in the other; that moves a whole job's work and one job's fate. Replacement
-  delays (mean fed, spread real), item-time scatter and the controller's reaction time make
-  such near misses a few per cent of the events, so a single run agrees to within about ten
-  per cent; ``replications`` sums several runs.
+  delays (the mean is fed, the real ones scatter), item-time scatter and the controller's
+  reaction time make such near misses a few per cent of the events. Likewise a SIGKILL costs a
+  resumable job the items since its last checkpoint, anything from none to a checkpoint
+  interval's worth, drawn afresh in each run. A single run of the default scenario agrees to
+  within about ten per cent; ``replications`` sums several runs.
 - Celery acks_late and the visibility timeout. Redis and SQS make an unacknowledged message
   visible again ``visibility_timeout`` after its DELIVERY (kombu restores messages older than
   that, even ones still running, which is where acks_late duplicates come from). ``FleetSim``
   re-queues a killed acks_late task ``visibility_timeout`` after the KILL (``Requeue(delay=)``
-  in ``strategies.celery.Celery.on_kill``), later by however long the task had run. At the
-  default scale (60 s for Redis's hour) no redelivery happens within a run, so the counts
-  agree; with a short ``visibility_timeout`` the simulator redelivers later than the harness.
+  in ``strategies.celery.Celery.on_kill``), later by however long the task had run, and
+  never redelivers a task that is still running. When the scaled timeout is longer than the
+  run (12 s for Redis's hour at the calibration's scale) neither redelivers and the counts
+  agree; with a short ``visibility_timeout`` the simulator redelivers later than the harness,
+  and shows none of the duplicates of tasks that outlive the timeout.
 - Resque's DirtyExit is recorded when the next worker starts and prunes the dead one (as
   Resque does); the simulator fails the job at the kill. Both end in the failed queue, so the
   counts agree; only the time of the failure differs by the restart delay.

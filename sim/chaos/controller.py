@@ -326,7 +326,7 @@ class Controller:
                     next_report = now + 1.0
                     self.progress(self._status(now))
                 due = [config.duration, next_check]
-                due += [life.kill_due for life in self.live.values()]
+                due += [life.kill_due for life in self.live.values() if not life.killed_as]
                 if deploys:
                     due.append(deploys[0])
                 if crashes:
@@ -355,7 +355,8 @@ class Controller:
     def _crash(self, now: float, slot: int) -> None:
         life = self.live.get(slot)
         hit = life is not None and self._kill(life, "crash")
-        self.record.crashes.append({"t": now, "slot": slot, "hit": hit})
+        at = life.killed_at if hit and life is not None and life.killed_at is not None else now
+        self.record.crashes.append({"t": at, "slot": slot, "hit": hit})
 
     def _status(self, now: float) -> str:
         kills = sum(1 for life in self.record.lives if life.killed_as in ("crash", "deploy-kill"))

@@ -129,6 +129,7 @@ class _Term:
         self.at: float | None = None
 
     def handler(self, _signum: int, _frame: object) -> None:
+        """The signal handler: note the time of the first signal, nothing else."""
         if self.at is None:
             self.at = time.time()
 
@@ -151,12 +152,14 @@ class _Effects:
         self._stores: dict[int, SQLiteStore] = {}
 
     def conn(self, job: int) -> sqlite3.Connection:
+        """A plain connection to the job's file."""
         c = self._conns.get(job)
         if c is None:
             c = self._conns[job] = connect(job_db_path(self.workdir, job))
         return c
 
     def store(self, job: int) -> SQLiteStore:
+        """The checkpoint store in the job's file."""
         s = self._stores.get(job)
         if s is None:
             s = self._stores[job] = SQLiteStore(job_db_path(self.workdir, job),
@@ -307,6 +310,7 @@ class _Worker:
     # -- the opaque strategies ------------------------------------------------------------------
 
     def run_opaque(self, term: _Term) -> None:
+        """Fetch and run jobs from scratch until SIGTERM (or the controller's death)."""
         wait = POLL_MIN
         while term.at is None and not self._parent_gone():
             fetched = time.time()
@@ -365,6 +369,7 @@ class _Worker:
     # -- the resumable engine -------------------------------------------------------------------
 
     def run_resumable(self, stop: StopSignal) -> None:
+        """Fetch and run jobs in the engine until SIGTERM (or the controller's death)."""
         spec = self.spec
         strategy = spec.strategy
         assert isinstance(strategy, Resumable)
