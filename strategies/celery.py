@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import (
-    Fail,
     Lose,
     Outcome,
     Requeue,
@@ -84,5 +83,3 @@ class Celery(Strategy):
         limits = [x for x in (self.time_limit, self.soft_time_limit) if x is not None]
         return min(limits) if limits else math.inf
 
-
-__all__ = ["Celery", "Fail"]

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import (
-    Fail,
     Front,
     Lose,
     Outcome,
@@ -61,5 +60,3 @@ class Sidekiq(Strategy):
             return Recover(self.heartbeat_ttl, self.recovery_every)
         return Lose("SIGKILL with basic fetch")
 
-
-__all__ = ["Fail", "Sidekiq"]
