@@ -137,7 +137,6 @@ class FleetSim:
         self._last_recovery_check = -INF
         self.deploy_records: list[DeployRecord] = []
         self._deploy_generation = 0
-        self._rolling = 0  # rolling deploys under way: their next batch's time is unknown
         self._deploy_times = sorted(float(t) for t in deploys if t < horizon)
         self._engine = isinstance(strategy, Resumable)
         self._term_wait = strategy.term_wait
@@ -427,7 +426,7 @@ class FleetSim:
         """The earliest time a signal could reach ``w``: nothing the engine does before then can
         be observed, so the runner may process items synchronously up to it."""
         now = self.env.now
-        if self._rolling or (self.batch_size or INF) < len(self.workers):
+        if (self.batch_size or INF) < len(self.workers):  # a later batch's SIGTERM time is unknown
             return self.env.peek()
         times = self._deploy_times
         i = bisect.bisect_left(times, now)
