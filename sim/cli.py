@@ -23,8 +23,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from strategies.base import StrategyError
-from strategies.resumable import ResumableError
+from deploysim.strategies.base import StrategyError
+from deploysim.strategies.resumable import ResumableError
 
 from .errors import SimError
 
@@ -55,7 +55,7 @@ def _progress_bar(total: int, label: str) -> Any:
 def _fmt_duration(seconds: float | None) -> str:
     if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
         return "-"
-    from .units import format_duration
+    from .durations import format_duration
 
     if seconds >= 60:
         return format_duration(round(seconds))
@@ -94,9 +94,9 @@ def format_run_table(result: Any) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from . import simulator
-    from .scenario import load_scenario, with_overrides
-    from .units import format_duration
+    from .durations import format_duration
+    from .fleet import replications as simulator
+    from .scenario.schema import load_scenario, with_overrides
 
     scenario = load_scenario(args.scenario)
     if args.set:
@@ -128,7 +128,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _cmd_scenarios(args: argparse.Namespace) -> int:
-    from .scenario import bundled_scenarios
+    from .scenario.schema import bundled_scenarios
 
     scenarios = bundled_scenarios()
     if args.json:
@@ -162,8 +162,8 @@ def _grid_values(text: str) -> tuple[str, list[Any]]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .scenario import load_scenario, with_overrides
-    from .sweep import run_sweep, save
+    from .analysis.sweep import run_sweep, save
+    from .scenario.schema import load_scenario, with_overrides
 
     scenarios = [load_scenario(name) for name in args.scenario]
     if args.set:
@@ -256,10 +256,10 @@ def _add_chaos_flags(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> No
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "engine":
-        from .bench_engine import bench_engine, format_table
+        from .bench.engine import bench_engine, format_table
     else:
-        from .bench_sim import bench_sim as bench_engine  # type: ignore[assignment]
-        from .bench_sim import format_table  # type: ignore[assignment]
+        from .bench.sim import bench_sim as bench_engine  # type: ignore[assignment]
+        from .bench.sim import format_table  # type: ignore[assignment]
 
     say = (lambda m: print(f"... {m}", file=sys.stderr)) if sys.stderr.isatty() else None
     return _show(bench_engine(quick=args.quick, progress=say), args.json, format_table)
@@ -270,7 +270,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    from .units import parse_duration
+    from .durations import parse_duration
 
     item_time = parse_duration(args.item_time, "--item-time")
     interrupt = None if args.interrupt_after is None else parse_duration(

@@ -26,9 +26,16 @@ from typing import Any
 
 from tqdm import tqdm
 
-from sim.errors import SimError
-from strategies.resumable import IterationJob, Runner, SQLiteStore, StopSignal, stop_on_signals
-from strategies.resumable.enumerators.sql import sql_rows
+from deploysim.strategies.resumable import (
+    IterationJob,
+    Runner,
+    SQLiteStore,
+    StopSignal,
+    stop_on_signals,
+)
+from deploysim.strategies.resumable.enumerators.sql import sql_rows
+
+from .errors import SimError
 
 JOB_ID = "demo-order-totals"
 """The demo job's id in the checkpoint store."""

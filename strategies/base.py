@@ -8,7 +8,7 @@ running when the platform's grace period ends, SIGKILL. A strategy answers three
 - what happens to it when its process dies by SIGKILL, a crash or an OOM kill (``on_kill``).
 
 The resumable strategy answers the first two with the engine itself (it stops at the next item
-boundary); see ``strategies.resumable.policy``.
+boundary); see ``deploysim.strategies.resumable_model``.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ S = TypeVar("S", bound="Strategy")
 def duration_param(name: str, value: Any) -> float:
     """Validate a duration parameter: seconds as a number or a string like "25s", "1h"."""
     if isinstance(value, str):
-        from sim.units import parse_duration  # the one duration syntax of the project
+        from deploysim.sim.durations import parse_duration  # the one duration syntax of the project
 
         try:
             return parse_duration(value, name)

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from sim.bench_engine import bench_engine, format_table, meets, targets
+from deploysim.sim.bench.engine import bench_engine, format_table, meets, targets
 
 KEYS = {
     "item_overhead_us",

@@ -2,7 +2,7 @@
 
 import math
 
-from sim.bench_sim import bench_sim, format_table
+from deploysim.sim.bench.sim import bench_sim, format_table
 
 
 def test_quick_run_reports_every_figure() -> None:

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from sim.chaos import ChaosConfig, format_calibration, run_calibration
-from sim.chaos.calibrate import RATE_TOLERANCE, WASTE_TOLERANCE, compare, simulate
-from sim.errors import SimError
+from deploysim.sim.chaos import ChaosConfig, format_calibration, run_calibration
+from deploysim.sim.chaos.calibrate import RATE_TOLERANCE, WASTE_TOLERANCE, compare, simulate
+from deploysim.sim.errors import SimError
 
 ONE_RUN = ("sidekiq", "resque", "celery")
 TWO_RUNS = ("split", "resumable", "resumable-exactly-once")

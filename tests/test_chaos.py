@@ -15,12 +15,12 @@ import os
 
 import pytest
 
-from sim.chaos import CHAOS_STRATEGIES, ChaosConfig, format_chaos, run_chaos
-from sim.chaos.queue import BASIC, LEASED, RECORD, RELIABLE, UNACKED, discipline
-from sim.chaos.schedule import make_schedule
-from sim.chaos.timescale import REFERENCE_GRACE, TimeScale
-from sim.errors import SimError
-from strategies.registry import make_strategy
+from deploysim.sim.chaos import CHAOS_STRATEGIES, ChaosConfig, format_chaos, run_chaos
+from deploysim.sim.chaos.queue import BASIC, LEASED, RECORD, RELIABLE, UNACKED, discipline
+from deploysim.sim.chaos.schedule import make_schedule
+from deploysim.sim.chaos.timescale import REFERENCE_GRACE, TimeScale
+from deploysim.sim.errors import SimError
+from deploysim.strategies import make_strategy
 
 # -- settings ----------------------------------------------------------------------------------
 
@@ -265,10 +265,10 @@ def test_workers_die_with_a_killed_controller(tmp_path) -> None:
     import sys
     import time
 
-    from sim.chaos.queue import process_alive
+    from deploysim.sim.chaos.queue import process_alive
 
     keep = tmp_path / "run"
-    code = ("from sim.chaos import ChaosConfig, run_chaos\n"
+    code = ("from deploysim.sim.chaos import ChaosConfig, run_chaos\n"
             "run_chaos(ChaosConfig.from_args(strategy='resumable', jobs=400, duration='30s',"
             f" crash_every='300ms'), keep={str(keep)!r})\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(

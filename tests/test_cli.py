@@ -17,7 +17,7 @@ SHORT = ["--set", "horizon=12h", "--set", "replications=2"]
 
 
 def deploysim(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "deploysim.sim.cli", *args], capture_output=True,
                           text=True, timeout=300)
 
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from sim.demo import run_demo
-from sim.errors import SimError
+from deploysim.sim.demo import run_demo
+from deploysim.sim.errors import SimError
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import dataclasses, json, sys
-from sim.demo import run_demo
+from deploysim.sim.demo import run_demo
 kwargs = json.loads(sys.argv[1])
 summary = run_demo(report=lambda m: sys.stdout.write(m + "\\n"), progress=False, **kwargs)
 sys.stdout.write("SUMMARY " + json.dumps(dataclasses.asdict(summary)) + "\\n")

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.deploys import (
+from deploysim.sim.errors import SimError
+from deploysim.sim.scenario.deploys import (
     DAY,
     PRESETS,
     Crashes,
@@ -19,7 +20,6 @@ from sim.deploys import (
     deploy_times,
     platform_preset,
 )
-from sim.errors import SimError
 
 HOUR = 3600.0
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strategies.resumable import (
+from deploysim.strategies.resumable import (
     IterationJob,
     MemoryStore,
     Pause,
@@ -22,7 +22,7 @@ from strategies.resumable import (
     Runner,
     VirtualClock,
 )
-from strategies.resumable import enumerators as en
+from deploysim.strategies.resumable import enumerators as en
 
 Build = Callable[[Any], Iterable[tuple[Any, Any]]]
 

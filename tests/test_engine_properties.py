@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies.resumable import (
+from deploysim.strategies.resumable import (
     IterationJob,
     MemoryStore,
     SQLiteStore,
@@ -28,8 +28,8 @@ from strategies.resumable import (
     VirtualClock,
     WallClock,
 )
-from strategies.resumable import enumerators as en
-from strategies.resumable.testing import (
+from deploysim.strategies.resumable import enumerators as en
+from deploysim.strategies.resumable.testing import (
     assert_each_item_at_least_once,
     assert_exactly_once,
     crash_schedules,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from strategies.resumable import (
+from deploysim.strategies.resumable import (
     IterationJob,
     MemoryStore,
     ResumableError,
@@ -21,7 +21,7 @@ from strategies.resumable import (
     VirtualClock,
     stop_on_signals,
 )
-from strategies.resumable import enumerators as en
+from deploysim.strategies.resumable import enumerators as en
 
 JOB = "job-1"
 

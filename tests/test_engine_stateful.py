@@ -23,7 +23,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from strategies.resumable import (
+from deploysim.strategies.resumable import (
     Execution,
     IterationJob,
     JobRecord,
@@ -35,7 +35,7 @@ from strategies.resumable import (
     StopSignal,
     VirtualClock,
 )
-from strategies.resumable import enumerators as en
+from deploysim.strategies.resumable import enumerators as en
 
 JOB = "job-1"
 N = 12  # items in the job

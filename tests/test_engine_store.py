@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies.resumable import (
+from deploysim.strategies.resumable import (
     IterationJob,
     MemoryStore,
     ResumableError,
@@ -24,7 +24,7 @@ from strategies.resumable import (
     StaleLeaseError,
     VirtualClock,
 )
-from strategies.resumable import enumerators as en
+from deploysim.strategies.resumable import enumerators as en
 
 JOB = "job-1"
 
@@ -272,7 +272,7 @@ def test_a_lock_released_in_time_is_waited_for_with_backoff(tmp_path, caplog):
         lease, _ = store.acquire(JOB, "a", 0.0, 60.0)
         other = hold_lock(path)
         thread = release_after(other, 1.3)  # longer than one attempt (1 s)
-        with caplog.at_level(logging.DEBUG, logger="strategies.resumable"):
+        with caplog.at_level(logging.DEBUG, logger="deploysim.strategies.resumable"):
             write(store, lease, cursor="5", items=6)
         thread.join()
         other.close()

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import strategies.resumable.enumerators.csv_rows as csv_rows_module
-from strategies.resumable.enumerators.csv_rows import csv_rows
-from strategies.resumable.errors import ResumableError
+import deploysim.strategies.resumable.enumerators.csv_rows as csv_rows_module
+from deploysim.strategies.resumable.enumerators.csv_rows import csv_rows
+from deploysim.strategies.resumable.errors import ResumableError
 
 # Fields mix awkward pieces (separators, quotes, every line ending) with arbitrary text.
 _PIECES = st.sampled_from([",", ";", '"', "'", "\n", "\r", "\r\n", " ", "é", "日本", "😀", "a"])

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies.resumable.enumerators.sql import sql_batches, sql_rows
-from strategies.resumable.errors import ResumableError
+from deploysim.strategies.resumable.enumerators.sql import sql_batches, sql_rows
+from deploysim.strategies.resumable.errors import ResumableError
 
 _COLS = ("k0", "k1", "k2")
 _VALUE = {

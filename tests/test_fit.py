@@ -8,11 +8,18 @@ import math
 import numpy as np
 import pytest
 
-from sim.errors import SimError
-from sim.fit import FAMILIES, LengthFit, best_fit, deploy_rate, deploys_table, fit_lengths
-from sim.scenario import scenario_from_dict
-from sim.units import parse_duration
-from sim.workloads import Exponential, Lognormal, Pareto, Weibull
+from deploysim.sim.analysis.fit import (
+    FAMILIES,
+    LengthFit,
+    best_fit,
+    deploy_rate,
+    deploys_table,
+    fit_lengths,
+)
+from deploysim.sim.durations import parse_duration
+from deploysim.sim.errors import SimError
+from deploysim.sim.scenario.schema import scenario_from_dict
+from deploysim.sim.scenario.workloads import Exponential, Lognormal, Pareto, Weibull
 
 N = 4000
 

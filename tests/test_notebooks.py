@@ -133,7 +133,7 @@ def test_saved_notebook_carries_a_full_run(name):
 
 
 def test_example_data_is_where_the_workload_notebook_looks():
-    from sim.fit import deploys_table, fit_lengths
+    from deploysim.sim.analysis.fit import deploys_table, fit_lengths
 
     durations = (NOTEBOOKS / "data" / "job_durations.csv").read_text().splitlines()
     assert durations[0] == "job_class,duration,status" and 200 <= len(durations) - 1 <= 1000

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from sim import report
-from sim.report import PLOTS, make_plan, make_report, read_results, render_readme
+from deploysim.sim import report
+from deploysim.sim.report import PLOTS, make_plan, make_report, read_results, render_readme
 
 COMMITTED = Path(__file__).resolve().parents[1] / "reports"
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.deploys import PRESETS, Crashes, Deploys, Platform
-from sim.errors import SimError
-from sim.scenario import (
+from deploysim.sim.errors import SimError
+from deploysim.sim.scenario.deploys import PRESETS, Crashes, Deploys, Platform
+from deploysim.sim.scenario.schema import (
     BUNDLED_DIR,
     Fleet,
     FrozenTable,
@@ -24,7 +24,15 @@ from sim.scenario import (
     scenario_to_dict,
     with_overrides,
 )
-from sim.workloads import Empirical, Fixed, JobClass, Lognormal, Pareto, Weibull, Workload
+from deploysim.sim.scenario.workloads import (
+    Empirical,
+    Fixed,
+    JobClass,
+    Lognormal,
+    Pareto,
+    Weibull,
+    Workload,
+)
 
 DAY = 86400.0
 

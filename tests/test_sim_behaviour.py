@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.fleet import FleetSim
-from sim.ledger import Ledger
-from sim.results import summarize
-from strategies.base import Strategy, StrategyError
-from strategies.celery import Celery
-from strategies.resque import Resque
-from strategies.resumable.policy import Resumable
-from strategies.sidekiq import Sidekiq
-from strategies.split import Split
+from deploysim.sim.fleet.ledger import Ledger
+from deploysim.sim.fleet.results import summarize
+from deploysim.sim.fleet.simulation import FleetSim
+from deploysim.strategies.base import Strategy, StrategyError
+from deploysim.strategies.celery import Celery
+from deploysim.strategies.resque import Resque
+from deploysim.strategies.resumable_model import Resumable
+from deploysim.strategies.sidekiq import Sidekiq
+from deploysim.strategies.split import Split
 
 
 @dataclass(frozen=True)

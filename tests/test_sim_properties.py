@@ -22,11 +22,11 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sim import simulator
-from sim.ledger import Ledger
-from sim.scenario import Scenario, scenario_from_dict
-from strategies.base import Strategy
-from strategies.registry import STRATEGIES
+from deploysim.sim.fleet import replications as simulator
+from deploysim.sim.fleet.ledger import Ledger
+from deploysim.sim.scenario.schema import Scenario, scenario_from_dict
+from deploysim.strategies import STRATEGIES
+from deploysim.strategies.base import Strategy
 
 BASES = sorted(STRATEGIES)
 HOUR = 3600.0
@@ -251,8 +251,8 @@ def test_same_scenario_and_seed_give_the_same_json(data: st.DataObject) -> None:
 
 DETERMINISM_SCRIPT = """
 import json, sys
-from sim import simulator
-from sim.scenario import scenario_from_dict
+from deploysim.sim.fleet import replications as simulator
+from deploysim.sim.scenario.schema import scenario_from_dict
 d = json.loads(sys.argv[1])
 result = simulator.run(scenario_from_dict(d, "generated"), processes=int(sys.argv[2]))
 print(json.dumps(result.to_dict(), sort_keys=True))

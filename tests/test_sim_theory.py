@@ -1,5 +1,5 @@
 """The simulator against the closed forms of SEMANTICS.md ("Closed forms the simulator must
-reproduce"), with the real strategies from ``strategies.registry``.
+reproduce"), with the real strategies from ``deploysim.strategies``.
 
 Expected times are measured on independent single-job simulations: one job arriving at time 0 on
 one worker, with its own deploy (or crash) draws, and ``T = done_t - first_start``. A job put
@@ -21,10 +21,7 @@ from functools import cache
 import numpy as np
 import pytest
 
-from sim.fleet import FleetSim
-from sim.ledger import Ledger
-from sim.results import summarize
-from sim.theory import (
+from deploysim.sim.analysis.theory import (
     daly_expected_time,
     daly_interval,
     mean_ci95,
@@ -37,8 +34,11 @@ from sim.theory import (
     wait_kill_expected_time,
     young_interval,
 )
-from strategies.base import Strategy
-from strategies.registry import make_strategy
+from deploysim.sim.fleet.ledger import Ledger
+from deploysim.sim.fleet.results import summarize
+from deploysim.sim.fleet.simulation import FleetSim
+from deploysim.strategies import make_strategy
+from deploysim.strategies.base import Strategy
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from sim.errors import SimError
-from sim.sweep import make_cells, run_sweep, save
+from deploysim.sim.analysis.sweep import make_cells, run_sweep, save
+from deploysim.sim.errors import SimError
 
 SMALL = {"horizon": ["6h"], "replications": [1]}
 
@@ -78,7 +78,7 @@ def test_an_unknown_executor_is_named() -> None:
     ],
 )
 def test_the_command_line_says_what_is_wrong_in_one_line(args: list[str], message: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "sim.cli", "sweep", "dora-elite", *args],
+    done = subprocess.run([sys.executable, "-m", "deploysim.sim.cli", "sweep", "dora-elite", *args],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stdout == ""

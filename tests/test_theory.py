@@ -16,8 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import optimize, stats
 
-from sim.errors import SimError
-from sim.theory import (
+from deploysim.sim.analysis.theory import (
     daly_expected_time,
     daly_interval,
     mean_ci95,
@@ -32,6 +31,7 @@ from sim.theory import (
     wait_kill_expected_time,
     young_interval,
 )
+from deploysim.sim.errors import SimError
 
 N = 40_000
 

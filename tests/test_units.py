@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.errors import SimError
-from sim.units import format_duration, format_rate, parse_duration, parse_rate
+from deploysim.sim.durations import format_duration, format_rate, parse_duration, parse_rate
+from deploysim.sim.errors import SimError
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.errors import SimError
-from sim.workloads import (
+from deploysim.sim.errors import SimError
+from deploysim.sim.scenario.workloads import (
     Empirical,
     Exponential,
     Fixed,

@@ -30,8 +30,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from strategies.base import Recover, Requeue, Strategy
-from strategies.resumable.policy import Resumable
+from deploysim.strategies.base import Recover, Requeue, Strategy
+from deploysim.strategies.resumable_model import Resumable
 
 from .config import ChaosConfig
 from .controller import Life, RunRecord

@@ -54,11 +54,11 @@ from typing import Any
 
 import numpy as np
 
-from strategies.resumable.policy import Resumable
+from deploysim.strategies.resumable_model import Resumable
 
 from ..errors import SimError
-from ..fleet import FleetSim
-from ..results import summarize
+from ..fleet.results import summarize
+from ..fleet.simulation import FleetSim
 from .config import ChaosConfig
 from .harness import run_chaos
 

@@ -3,7 +3,7 @@
 ``ChaosConfig.from_args`` reads the command line's values (numbers, or strings such as "2ms"
 and "5s"), checks them and raises ``SimError`` with a one-line message naming the flag.
 ``CHAOS_STRATEGIES`` names the strategies a run can put through its workers: the five of
-``strategies.registry`` with the real systems' defaults, and the variants that change what a
+``deploysim.strategies`` with the real systems' defaults, and the variants that change what a
 SIGKILL does (reliable fetch, acks_late, exactly-once effects).
 """
 
@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from strategies.base import Strategy, StrategyError
-from strategies.registry import make_strategy
+from deploysim.strategies import make_strategy
+from deploysim.strategies.base import Strategy, StrategyError
 
+from ..durations import format_duration, parse_duration
 from ..errors import SimError
-from ..units import format_duration, parse_duration
 from .timescale import TimeScale
 
 

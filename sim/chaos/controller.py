@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
-from strategies.base import Strategy
+from deploysim.strategies.base import Strategy
 
 from .config import ChaosConfig
 from .queue import (
@@ -140,7 +140,7 @@ def prepare(workdir: str, config: ChaosConfig, strategy: Strategy, resumable: bo
         finally:
             jc.close()
         if resumable:
-            from strategies.resumable import SQLiteStore
+            from deploysim.strategies.resumable import SQLiteStore
 
             SQLiteStore(job_db_path(workdir, job), synchronous=SYNCHRONOUS).close()
     return now

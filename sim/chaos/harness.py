@@ -14,7 +14,7 @@ from .config import ChaosConfig
 from .controller import Controller, Progress, prepare
 from .queue import LEASED, discipline
 
-log = logging.getLogger("sim.chaos")
+log = logging.getLogger("deploysim.sim.chaos")
 
 
 def run_chaos(config: ChaosConfig, progress: Progress | None = None, *,

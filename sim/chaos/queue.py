@@ -35,8 +35,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from strategies.base import Fail, Lose, Recover, Requeue, Strategy
-from strategies.resumable.policy import Resumable
+from deploysim.strategies.base import Fail, Lose, Recover, Requeue, Strategy
+from deploysim.strategies.resumable_model import Resumable
 
 BASIC, RELIABLE, RECORD, UNACKED, LEASED = "basic", "reliable", "record", "unacked", "leased"
 

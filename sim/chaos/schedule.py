@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..deploys import Deploys, deploy_times
-from ..workloads import poisson_times
+from ..scenario.deploys import Deploys, deploy_times
+from ..scenario.workloads import poisson_times
 
 
 @dataclass(frozen=True, slots=True)

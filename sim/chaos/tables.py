@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..units import format_duration
+from ..durations import format_duration
 
 
 def _seconds(value: float | None) -> str:

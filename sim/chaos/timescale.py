@@ -15,7 +15,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from strategies.base import Strategy
+from deploysim.strategies.base import Strategy
 
 REFERENCE_GRACE = 30.0
 """Seconds of grace that a run's ``--grace`` stands for: the default of Heroku, Kubernetes and

@@ -34,8 +34,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from strategies.base import Fail, Lose, Outcome, Recover, Requeue, Strategy
-from strategies.resumable import (
+from deploysim.strategies.base import Fail, Lose, Outcome, Recover, Requeue, Strategy
+from deploysim.strategies.resumable import (
     IterationJob,
     ResumableError,
     Runner,
@@ -45,7 +45,7 @@ from strategies.resumable import (
     enumerators,
     stop_on_signals,
 )
-from strategies.resumable.policy import Resumable
+from deploysim.strategies.resumable_model import Resumable
 
 from .queue import (
     LEASED,
@@ -61,7 +61,7 @@ from .queue import (
 )
 from .timescale import SIDEKIQ_BEATS_PER_TTL
 
-log = logging.getLogger("sim.chaos")
+log = logging.getLogger("deploysim.sim.chaos")
 
 POLL_MIN = 0.001
 """Seconds an idle worker first waits before looking at the queue again; doubled while idle."""

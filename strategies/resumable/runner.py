@@ -32,7 +32,7 @@ from .job import IterationJob
 from .signals import StopSignal
 from .store import CheckpointStore, Lease
 
-log = logging.getLogger("strategies.resumable")
+log = logging.getLogger("deploysim.strategies.resumable")
 
 INF = math.inf
 _END = object()

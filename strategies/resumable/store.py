@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from .errors import ResumableError, StaleLeaseError
 
-log = logging.getLogger("strategies.resumable")
+log = logging.getLogger("deploysim.strategies.resumable")
 
 STATUSES = ("pending", "running", "interrupted", "completed", "failed")
 T = TypeVar("T")

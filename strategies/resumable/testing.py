@@ -1,8 +1,8 @@
 """Put your own resumable jobs through deploys and crashes, in your own test suite.
 
     from hypothesis import given
-    from strategies.resumable import IterationJob, enumerators
-    from strategies.resumable.testing import (
+    from . import IterationJob, enumerators
+    from .testing import (
         assert_each_item_at_least_once, assert_exactly_once, crash_schedules,
         interruption_schedules, run_with_crashes, run_with_interruptions,
     )

@@ -55,7 +55,7 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from strategies.resumable.errors import ResumableError
+from ..errors import ResumableError
 
 __all__ = ["CsvCursor", "CsvRow", "csv_rows"]
 

@@ -54,7 +54,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, islice
 from typing import Any
 
-from strategies.resumable.errors import ResumableError
+from ..errors import ResumableError
 
 __all__ = ["SqlCursor", "SqlRow", "sql_batches", "sql_rows"]
 

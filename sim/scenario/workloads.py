@@ -21,8 +21,8 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import numpy as np
 from scipy import integrate, special
 
-from sim.errors import SimError
-from sim.units import format_duration, parse_duration
+from ..durations import format_duration, parse_duration
+from ..errors import SimError
 
 __all__ = [
     "LENGTH_KINDS",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .fleet import Unit
+    from .simulation import Unit
 
 NAN = math.nan
 

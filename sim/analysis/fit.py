@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special, stats
 
-from sim.errors import SimError
-from sim.units import format_duration, parse_duration
-from sim.workloads import Exponential, LengthDist, Lognormal, Pareto, Weibull
+from ..durations import format_duration, parse_duration
+from ..errors import SimError
+from ..scenario.workloads import Exponential, LengthDist, Lognormal, Pareto, Weibull
 
 __all__ = [
     "FAMILIES",

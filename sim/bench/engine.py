@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from strategies.resumable import IterationJob, Runner, SQLiteStore, enumerators
+from deploysim.strategies.resumable import IterationJob, Runner, SQLiteStore, enumerators
 
 Progress = Callable[[str], None]
 """A callback that receives a short message as each measurement starts."""
@@ -188,7 +188,7 @@ def bench_engine(quick: bool = False, progress: Progress | None = None) -> dict[
     ``quick`` runs smaller sizes (a few seconds instead of about a minute); ``progress`` is
     called with a short message as each measurement starts.
     """
-    from sim.bench_io import csv_resume_ratio, sql_iter_ratio, sql_resume_ratio
+    from .io import csv_resume_ratio, sql_iter_ratio, sql_resume_ratio
 
     size = _QUICK if quick else _FULL
     say: Progress = progress or (lambda _message: None)

@@ -2,8 +2,9 @@
 strategy through the same draws (common random numbers, so differences between strategies are
 the strategies', not the dice's).
 
-    from sim import simulator, scenario
-    result = simulator.run(scenario.load_scenario("heroku-hourly"))
+    from deploysim.sim.fleet import replications
+    from deploysim.sim.scenario import load_scenario
+    result = replications.run(load_scenario("heroku-hourly"))
     result.to_frame()
 """
 
@@ -17,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from strategies.base import Strategy, StrategyError
-from strategies.registry import STRATEGIES, make_strategy
+from deploysim.strategies import STRATEGIES, make_strategy
+from deploysim.strategies.base import Strategy, StrategyError
 
-from .deploys import crash_times, daily_restart_times, deploy_times
-from .errors import SimError
-from .fleet import FleetSim
+from ..errors import SimError
+from ..scenario.deploys import crash_times, daily_restart_times, deploy_times
+from ..scenario.schema import Scenario
+from ..scenario.workloads import arrival_times, sample_jobs
 from .results import ScenarioResult, combine, summarize
-from .scenario import Scenario
-from .workloads import arrival_times, sample_jobs
+from .simulation import FleetSim
 
 
 def strategies_of(scenario: Scenario, names: Iterable[str] | None = None) -> dict[str, Strategy]:

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..base import Front, Outcome, Requeue, Strategy, StrategyError, choice_param, duration_param
+from .base import Front, Outcome, Requeue, Strategy, StrategyError, choice_param, duration_param
 
 
 @dataclass(frozen=True)

@@ -50,14 +50,14 @@ def raw_simpy_events_per_s(events: int = 1_000_000, processes: int = 100) -> flo
     start = time.process_time()
     env.run(until=horizon)
     spent = time.process_time() - start
-    from .fleet import scheduled_events
+    from ..fleet.simulation import scheduled_events
 
     return scheduled_events(env) / spent
 
 
 def _one(scenario_name: str, horizon: float | None, name: str) -> dict[str, float]:
-    from . import simulator
-    from .scenario import load_scenario, with_overrides
+    from ..fleet import replications as simulator
+    from ..scenario.schema import load_scenario, with_overrides
 
     scenario = load_scenario(scenario_name)
     if horizon is not None:
@@ -74,8 +74,8 @@ def _one(scenario_name: str, horizon: float | None, name: str) -> dict[str, floa
 def bench_sim(quick: bool = False, progress: Callable[[str], None] | None = None,
               scenario: str = "bench-large") -> dict[str, float]:
     """Run the benchmark; ``quick`` simulates one day instead of thirty."""
-    from . import simulator
-    from .scenario import load_scenario
+    from ..fleet import replications as simulator
+    from ..scenario.schema import load_scenario
 
     say = progress or (lambda _m: None)
     horizon = 86400.0 if quick else None
@@ -105,6 +105,6 @@ def bench_sim(quick: bool = False, progress: Callable[[str], None] | None = None
 
 def format_table(results: dict[str, float]) -> str:
     """Metric, measured value, target and verdict, one line each."""
-    from .bench_engine import format_rows
+    from .engine import format_rows
 
     return format_rows(results, targets, DESCRIPTIONS)

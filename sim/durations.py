@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from fractions import Fraction
 
-from sim.errors import SimError
+from .errors import SimError
 
 __all__ = ["format_duration", "format_rate", "parse_duration", "parse_rate"]
 

@@ -38,7 +38,7 @@ from typing import Protocol
 import numpy as np
 from scipy import stats
 
-from sim.errors import SimError
+from ..errors import SimError
 
 __all__ = [
     "LengthDistribution",

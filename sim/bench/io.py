@@ -19,8 +19,8 @@ from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
-from strategies.resumable.enumerators.csv_rows import csv_rows
-from strategies.resumable.enumerators.sql import sql_rows
+from deploysim.strategies.resumable.enumerators.csv_rows import csv_rows
+from deploysim.strategies.resumable.enumerators.sql import sql_rows
 
 __all__ = ["csv_resume_ratio", "sql_iter_ratio", "sql_resume_ratio"]
 

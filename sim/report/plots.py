@@ -2,7 +2,7 @@
 (no pyplot, no display): one colour and one marker per strategy, the same in every figure,
 from the Okabe-Ito palette, which stays distinct under the common colour-vision deficiencies.
 
-    from sim import plots
+    from . import plots
     plots.draw_all(results, plan, "reports")
 """
 
@@ -17,11 +17,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter
 
-from .theory import daly_expected_time
-from .units import format_duration
+from ..analysis.theory import daly_expected_time
+from ..durations import format_duration
 
 if TYPE_CHECKING:
-    from .report import Plan
+    from . import Plan
 
 __all__ = [
     "MARKERS",
@@ -144,7 +144,7 @@ def _dur(seconds: float) -> str:
 def completion_vs_length(df: Any, plan: Plan, path: Path) -> Path:
     """Completion rate against job length at ``plan.chosen_rhythm``, one line per strategy,
     with the closed forms of formula 3 (restart; wait, then kill) drawn over the points."""
-    from .report import DAY, completion_theory
+    from . import DAY, completion_theory
 
     grid = df[(df["part"] == "grid") & (df["deploys_per_day"] == plan.chosen_rhythm)]
     period = DAY / plan.chosen_rhythm
@@ -188,7 +188,7 @@ def completion_vs_length(df: Any, plan: Plan, path: Path) -> Path:
 
 
 def _sidekiq_timeout(scenario: Any) -> float:
-    from .simulator import strategies_of
+    from ..fleet.replications import strategies_of
 
     return float(strategies_of(scenario, ["sidekiq"])["sidekiq"].timeout)  # type: ignore[attr-defined]
 
@@ -306,7 +306,7 @@ def _percent_log_axis(axis: Any) -> None:
 def wasted_work(df: Any, plan: Plan, path: Path) -> Path:
     """Worker time thrown away: per bundled scenario as a share of all worker time, and per job
     of the grid at the chosen rhythm, in multiples of the job's length."""
-    from .report import DAY
+    from . import DAY
 
     sc = df[df["part"] == "scenarios"]
     names = _strategies(sc)

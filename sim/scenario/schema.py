@@ -48,10 +48,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.deploys import PLATFORMS, PRESETS, SCHEDULES, Crashes, Deploys, Platform
-from sim.errors import SimError
-from sim.units import format_duration, format_rate, parse_duration, parse_rate
-from sim.workloads import (
+from ..durations import format_duration, format_rate, parse_duration, parse_rate
+from ..errors import SimError
+from .deploys import PLATFORMS, PRESETS, SCHEDULES, Crashes, Deploys, Platform
+from .workloads import (
     LENGTH_KINDS,
     Empirical,
     JobClass,
@@ -75,7 +75,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Where the bundled scenario files live (package data).
-BUNDLED_DIR = Path(__file__).resolve().parent / "scenarios"
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 
 #: Name of the single job class of a workload written with inline length keys.
 DEFAULT_CLASS = "default"

@@ -25,9 +25,15 @@ from typing import Any
 import numpy as np
 import simpy
 
-from strategies.base import Fail, Lose, Outcome, Recover, Requeue, Strategy
-from strategies.resumable import IterationJob, MemoryStore, Runner, StopSignal, VirtualClock
-from strategies.resumable.policy import Resumable
+from deploysim.strategies.base import Fail, Lose, Outcome, Recover, Requeue, Strategy
+from deploysim.strategies.resumable import (
+    IterationJob,
+    MemoryStore,
+    Runner,
+    StopSignal,
+    VirtualClock,
+)
+from deploysim.strategies.resumable_model import Resumable
 
 from .ledger import Ledger
 
@@ -174,7 +180,7 @@ class FleetSim:
         """Run to the horizon and return the ledger, with what was pending then. The engine's
         per-job INFO lines are held back meanwhile (tens of thousands of simulated jobs); its
         DEBUG lines still come when asked for."""
-        engine_log = logging.getLogger("strategies.resumable")
+        engine_log = logging.getLogger("deploysim.strategies.resumable")
         level = engine_log.level
         if not engine_log.isEnabledFor(logging.DEBUG):
             engine_log.setLevel(logging.WARNING)

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sim.errors import SimError
-from sim.workloads import poisson_times
+from ..errors import SimError
+from .workloads import poisson_times
 
 __all__ = [
     "DAILY_RESTART_JITTER",

@@ -2,7 +2,7 @@
 checkpointing under crashes, written as plots, tables and a README whose findings are computed
 from the numbers.
 
-    from sim.report import make_report
+    from deploysim.sim.report import make_report
     make_report("reports")                 # the committed report, a few minutes on 2 cores
     make_report("/tmp/r", quick=True)      # a coarse grid for CI, seconds
 
@@ -34,19 +34,25 @@ from typing import Any
 
 import numpy as np
 
-from strategies.registry import STRATEGIES
+from deploysim.strategies import STRATEGIES
 
-from .errors import SimError
-from .scenario import Scenario, bundled_scenarios, load_scenario, scenario_from_dict, with_overrides
-from .sweep import EXECUTORS, Cell, make_cells, numeric_columns, run_cell, run_sweep, save
-from .theory import (
+from ..analysis.sweep import EXECUTORS, Cell, make_cells, numeric_columns, run_cell, run_sweep, save
+from ..analysis.theory import (
     daly_expected_time,
     daly_interval,
     periodic_expected_time,
     periodic_first_attempt_completes,
     young_interval,
 )
-from .units import format_duration, parse_duration
+from ..durations import format_duration, parse_duration
+from ..errors import SimError
+from ..scenario.schema import (
+    Scenario,
+    bundled_scenarios,
+    load_scenario,
+    scenario_from_dict,
+    with_overrides,
+)
 
 __all__ = [
     "PARTS",
@@ -356,7 +362,7 @@ def completion_theory(strategy: str, length: float, period: float, grace: float,
 def _grid_theory(plan: Plan) -> Callable[[str, float, float], float | None]:
     s = plan.grid.scenarios[0]
     grace = s.platform.grace
-    from .simulator import strategies_of
+    from ..fleet.replications import strategies_of
 
     timeout = float(strategies_of(s, ["sidekiq"])["sidekiq"].timeout)  # type: ignore[attr-defined]
 
@@ -371,7 +377,7 @@ def _grid_theory(plan: Plan) -> Callable[[str, float, float], float | None]:
 
 def _completion_times(scenario: Scenario, strategy: str, seed: int) -> tuple[np.ndarray, ...]:
     """Enqueue and completion times of every job of replication 0 (NaN: not completed)."""
-    from .simulator import draw, fleet_for, strategies_of
+    from ..fleet.replications import draw, fleet_for, strategies_of
 
     d = draw(scenario, seed, 0)
     sim = fleet_for(scenario, strategies_of(scenario, [strategy])[strategy], d)

@@ -25,8 +25,8 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from .errors import SimError
-from .scenario import Scenario, load_scenario, with_overrides
+from ..errors import SimError
+from ..scenario.schema import Scenario, load_scenario, with_overrides
 
 EXECUTORS = ("processes", "serial", "dask")
 
@@ -85,7 +85,7 @@ def _toml(value: Any) -> str:
 
 def run_cell(cell: Cell, strategies: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Run one cell in this process: one flat row per strategy."""
-    from . import simulator
+    from ..fleet import replications as simulator
 
     result = simulator.run(cell.scenario, strategies, seed=cell.seed, processes=1)
     rows = []
@@ -133,7 +133,7 @@ def run_sweep(
         raise SimError(f"executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
     cells = make_cells(scenarios, grid)
     if strategies:  # fail on a bad name before any work
-        from .simulator import strategies_of
+        from ..fleet.replications import strategies_of
 
         for cell in cells[:1]:
             strategies_of(cell.scenario, strategies)
