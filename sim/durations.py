@@ -2,7 +2,8 @@
 
 ``parse_duration`` and ``parse_rate`` read what people write in scenario files and on the
 command line; ``format_duration`` and ``format_rate`` write values back in a form that parses
-to the very same float, so a scenario survives a round trip through its file unchanged.
+to the very same float, so a scenario survives a round trip through its file unchanged;
+``humanize`` rounds a measured duration for a person to read ("45.2s", "1h 30m").
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from fractions import Fraction
 
 from .errors import SimError
 
-__all__ = ["format_duration", "format_rate", "parse_duration", "parse_rate"]
+__all__ = [
+    "DAY", "HOUR", "format_duration", "format_rate", "humanize", "parse_duration", "parse_rate",
+]
+
+HOUR = 3600.0
+DAY = 86400.0
 
 #: Seconds per unit, under every spelling that ``parse_duration`` accepts.
 _UNIT_SECONDS: dict[str, Fraction] = {}
@@ -180,3 +186,13 @@ def format_rate(per_second: float) -> str:
         if float(Fraction(text) / size) == per_second and len(candidate) < len(best):
             best = candidate
     return best
+
+
+def humanize(seconds: float | None) -> str:
+    """A measured duration as people read it: three significant figures under a minute
+    ("0.993s", "45.2s"), whole seconds above ("1m 1s", "1h 30m", "14d"); "-" for none."""
+    if seconds is None or math.isnan(seconds):
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.3g}s"
+    return format_duration(round(seconds))

@@ -1,4 +1,5 @@
-"""Celery (5.6) shutdown, after the "Celery warm" and "Celery time limits" rows of SEMANTICS.md.
+"""Celery (5.6) shutdown, after the "Celery warm" and "Celery time limits" rows of
+docs/semantics.md.
 
 A warm shutdown (TERM) stops consuming and waits for the tasks in hand, with no limit of its own
 (``worker_soft_shutdown_timeout`` is 0, off, by default). When the platform's SIGKILL comes

@@ -1,4 +1,4 @@
-"""Resque (3.0) shutdown, after the "Resque, QUIT" and "Resque, TERM" rows of SEMANTICS.md.
+"""Resque (3.0) shutdown, after the "Resque, QUIT" and "Resque, TERM" rows of docs/semantics.md.
 
 ``mode = "quit"``: the worker finishes the job in hand however long it takes; when the platform's
 SIGKILL ends the grace period first, the forked child dies (``DirtyExit``) and the job goes to the

@@ -1,5 +1,5 @@
 """The resumable strategy: this package's engine, after the job-iteration and Sidekiq
-IterableJob rows of SEMANTICS.md, with what they lack.
+IterableJob rows of docs/semantics.md, with what they lack.
 
 On TERM the engine finishes the item in hand, makes its cursor durable (a checkpoint costs
 ``checkpoint_cost`` seconds and is durable at its end) and the job goes to the ``requeue`` end of

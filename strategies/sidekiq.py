@@ -1,4 +1,4 @@
-"""Sidekiq OSS (8.1) shutdown, after the "Sidekiq OSS" row of SEMANTICS.md.
+"""Sidekiq OSS (8.1) shutdown, after the "Sidekiq OSS" row of docs/semantics.md.
 
 On TERM Sidekiq stops fetching and gives the jobs in hand ``timeout`` seconds (default 25; 8 before
 6.0). A job still running then is pushed back to the FRONT of its queue, to start over from

@@ -1,4 +1,4 @@
-"""Job splitting: the "many smaller jobs" advice, after the Sidekiq OSS row of SEMANTICS.md.
+"""Job splitting: the "many smaller jobs" advice, after the Sidekiq OSS row of docs/semantics.md.
 
 A job of n items is enqueued as ceil(n / ``chunk``) sub-jobs, each a plain Sidekiq job: on TERM
 it gets ``timeout`` seconds, then goes back to the ``requeue`` end of the queue and starts that

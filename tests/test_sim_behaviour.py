@@ -1,4 +1,4 @@
-"""Each strategy's row of SEMANTICS.md, pinned on small deterministic fleets: explicit arrival,
+"""Each strategy's row of docs/semantics.md, pinned on small deterministic fleets: explicit arrival,
 length, deploy, restart and crash times, and the exact times and counts that row implies.
 
 Unless a test says otherwise a job of L seconds holds L items of 1 s, so item boundaries fall

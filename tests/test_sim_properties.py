@@ -4,7 +4,7 @@ duplicate under graceful deploys, bounded duplicates under crashes) where Sideki
 a job longer than the deploy period.
 
 Scenarios are small (1-4 workers, a few hours, tens of jobs) so each example takes a few
-milliseconds; the closed forms of SEMANTICS.md are checked in test_sim_theory.py.
+milliseconds; the closed forms of docs/closed-forms.md are checked in test_sim_theory.py.
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ print(json.dumps(result.to_dict(), sort_keys=True))
 
 def test_the_numbers_do_not_depend_on_the_process_or_the_pool() -> None:
     """Byte for byte the same JSON in this process, in fresh interpreters with other hash
-    seeds, and from a pool of worker processes (DESIGN.md, principle 4)."""
+    seeds, and from a pool of worker processes (docs/architecture.md, principle 4)."""
     d = {
         "name": "generated",
         "seed": 7,

@@ -1,4 +1,4 @@
-"""The simulator against the closed forms of SEMANTICS.md ("Closed forms the simulator must
+"""The simulator against the closed forms of docs/closed-forms.md ("Closed forms the simulator must
 reproduce"), with the real strategies from ``deploysim.strategies``.
 
 Expected times are measured on independent single-job simulations: one job arriving at time 0 on

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SimError
-from ..scenario.schema import Scenario, load_scenario, with_overrides
+from ..scenario.schema import Scenario, load_scenario, with_values
 
 EXECUTORS = ("processes", "serial", "dask")
 
@@ -65,22 +65,9 @@ def make_cells(
         base = load_scenario(item) if isinstance(item, str) else item
         for combo in product(*(grid[k] for k in keys)):
             values = tuple(zip(keys, combo, strict=True))
-            scenario = with_overrides(base, [f"{k}={_toml(v)}" for k, v in values])
+            scenario = with_values(base, dict(values), f"{base.name} with {values}")
             cells.append(Cell(scenario, values, cell_seed(base.seed, values)))
     return cells
-
-
-def _toml(value: Any) -> str:
-    """A value as TOML text, for ``with_overrides``."""
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return repr(value)
 
 
 def run_cell(cell: Cell, strategies: Sequence[str] | None = None) -> list[dict[str, Any]]:

@@ -1,9 +1,9 @@
-"""Closed forms the simulator must reproduce (SEMANTICS.md, "Closed forms").
+"""Closed forms the simulator must reproduce (docs/closed-forms.md).
 
 Every function here is pure: plain floats in, a float out, no randomness and no simulator state.
-Durations are seconds, rates are per second. Notation follows SEMANTICS.md: ``L`` job length,
-``lambda`` the rate of a Poisson deploy (or crash) process and ``M = 1/lambda``, ``P`` a fixed
-deploy period, ``K`` the grace before a hard kill, ``D`` the downtime after a kill, ``C`` the
+Durations are seconds, rates are per second. Notation follows docs/closed-forms.md: ``L`` job
+length, ``lambda`` the rate of a Poisson deploy (or crash) process and ``M = 1/lambda``, ``P`` a
+fixed deploy period, ``K`` the grace before a hard kill, ``D`` the downtime after a kill, ``C`` the
 checkpoint cost, ``R`` the restart cost and ``T_s`` the failure-free work. ``E[T]`` is the
 expected wall time from the first start of a job to its completion. A negative, non-finite or
 otherwise impossible argument raises ``sim.errors.SimError`` naming the argument.
@@ -105,7 +105,7 @@ def _expm1_over(x: float, rate: float) -> float:
 def restart_expected_time(length: float, rate: float, downtime: float = 0.0) -> float:
     """Expected completion time of a fixed-length job restarted from scratch at every deploy.
 
-    ``E[T] = (e^(lambda L) - 1)(1/lambda + E[D])`` (SEMANTICS.md formula 1; the classic
+    ``E[T] = (e^(lambda L) - 1)(1/lambda + E[D])`` (docs/closed-forms.md, formula 1; the classic
     preemptive-repeat result, Kulkarni, Nicola and Trivedi 1987). Assumes Poisson deploys of
     rate ``lambda``, a restart of the whole job after each one, and a downtime of mean ``E[D]``
     (``downtime``) after each kill during which deploys do not matter. The limit
@@ -130,7 +130,7 @@ def restart_identical_expected_time(
 ) -> float:
     """Expected completion time under preemptive-repeat-identical with a random length ``L``.
 
-    ``E[T] = (E[e^(lambda L)] - 1)(1/lambda + E[D])`` (SEMANTICS.md formula 2; Kulkarni,
+    ``E[T] = (E[e^(lambda L)] - 1)(1/lambda + E[D])`` (docs/closed-forms.md, formula 2; Kulkarni,
     Nicola and Trivedi 1987; Asmussen et al. 2008): formula 1 averaged over ``L``, each restart
     repeating the SAME length. ``mgf_at_rate`` is ``E[e^(lambda L)]``; it is infinite for
     lognormal and Pareto lengths and for exponential lengths of mean ``>= 1/lambda``, and then so
@@ -154,7 +154,7 @@ def restart_different_expected_time(
 ) -> float:
     """Expected completion time under preemptive-repeat-different with a random length ``L``.
 
-    ``E[T] = (1/E[e^(-lambda L)] - 1)(1/lambda + E[D])`` (SEMANTICS.md formula 2; Kulkarni,
+    ``E[T] = (1/E[e^(-lambda L)] - 1)(1/lambda + E[D])`` (docs/closed-forms.md, formula 2; Kulkarni,
     Nicola and Trivedi 1987). Each restart draws a NEW independent length, so an attempt
     succeeds with probability ``p = E[e^(-lambda L)]`` and the time of any attempt is
     ``min(X, L)`` with ``E[min(X, L)] = (1 - p)/lambda``. ``laplace_at_rate`` is
@@ -190,8 +190,9 @@ def restart_different_expected_time_for(
 def periodic_first_attempt_completes(length: float, period: float) -> float:
     """Probability that a job started at a uniform phase finishes before the next deploy.
 
-    ``max(0, 1 - L/P)`` (SEMANTICS.md formula 3). Deploys every ``P`` seconds exactly; the time
-    to the next deploy ``V`` is uniform on ``(0, P]`` and the attempt completes iff ``V >= L``.
+    ``max(0, 1 - L/P)`` (docs/closed-forms.md, formula 3). Deploys every ``P`` seconds exactly;
+    the time to the next deploy ``V`` is uniform on ``(0, P]`` and the attempt completes iff
+    ``V >= L``.
     Assumes no grace: a deploy stops the attempt at once.
     """
     length = _nonneg("length", length)
@@ -202,7 +203,7 @@ def periodic_first_attempt_completes(length: float, period: float) -> float:
 def periodic_expected_time(length: float, period: float) -> float:
     """Expected completion time under periodic deploys with a restart at each deploy.
 
-    ``E[T] = L + L^2/(2P)`` for ``L <= P``, ``inf`` for ``L > P`` (livelock) (SEMANTICS.md
+    ``E[T] = L + L^2/(2P)`` for ``L <= P``, ``inf`` for ``L > P`` (livelock) (docs/closed-forms.md
     formula 3). Assumes deploys exactly every ``P`` seconds, a job started at a phase uniform
     over the period, no grace, and a restart at the deploy instant with no downtime.
 
@@ -229,8 +230,9 @@ def wait_kill_expected_time(
 ) -> float:
     """Expected completion time when a deploy waits ``K`` for the job, then kills and requeues it.
 
-    ``E[T] = (e^(lambda (L-K)+) - 1)(1/lambda + K + E[D]) + min(L, K)`` (SEMANTICS.md formula 4,
-    which has ``E[D] = 0``). Assumes Poisson deploys of rate ``lambda``; a deploy at time ``t``
+    ``E[T] = (e^(lambda (L-K)+) - 1)(1/lambda + K + E[D]) + min(L, K)``
+    (docs/closed-forms.md, formula 4, which has ``E[D] = 0``). Assumes Poisson deploys of rate
+    ``lambda``; a deploy at time ``t``
     into an attempt lets it finish if the remaining work ``L - t <= K`` and otherwise kills it at
     ``t + K``; deploys during a grace period change nothing; the job restarts from scratch after
     the kill plus a downtime of mean ``E[D]`` (``downtime``), and the deploys of the next attempt

@@ -19,7 +19,7 @@ from deploysim.strategies.base import Strategy
 
 REFERENCE_GRACE = 30.0
 """Seconds of grace that a run's ``--grace`` stands for: the default of Heroku, Kubernetes and
-AWS ECS (SEMANTICS.md, platforms)."""
+AWS ECS (docs/semantics.md, platforms)."""
 
 DURATION_PARAMS = (
     "timeout",

@@ -10,7 +10,7 @@ attempt. Resumable jobs run in the real engine (``strategies.resumable.Runner``)
 clock per worker: the runner processes items synchronously while the clock is before the
 simulator's next scheduled event (``env.peek()``), in chunks of items that end exactly where a
 checkpoint or a possible signal is due, so a job of ten million items costs the events that
-change its fate, not ten million events (DESIGN.md, principles 1 and 6).
+change its fate, not ten million events (docs/architecture.md, principles 1 and 6).
 """
 
 from __future__ import annotations

@@ -343,7 +343,8 @@ def report_cells(plan: Plan, part: str) -> list[Any]:
 def completion_theory(strategy: str, length: float, period: float, grace: float,
                       timeout: float) -> float | None:
     """The closed-form completion rate of a job of ``length`` started at a uniform phase of
-    periodic deploys of ``period`` (SEMANTICS.md formula 3), or None for strategies without one.
+    periodic deploys of ``period`` (docs/closed-forms.md, formula 3), or None for strategies
+    without one.
 
     Wait with a kill (Resque, Celery): the job completes iff the next deploy leaves it at most
     ``grace`` of work, ``max(0, 1 - (L - K)/P)``. Restart (Sidekiq): every job with

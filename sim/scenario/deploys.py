@@ -44,7 +44,7 @@ SCHEDULES = ("none", "periodic", "poisson", "business-hours", "times")
 #: The platforms with presets (see ``PRESETS``).
 PLATFORMS = ("heroku", "kubernetes", "ecs", "cloud-run", "fly")
 
-#: Heroku cycles each dyno every 24 h plus up to 216 random minutes (SEMANTICS.md, platforms).
+#: Heroku cycles each dyno every 24 h plus up to 216 random minutes (docs/semantics.md, platforms).
 DAILY_RESTART_PERIOD = DAY
 DAILY_RESTART_JITTER = 216 * 60.0
 
@@ -214,7 +214,7 @@ class Platform:
             )
 
 
-#: Platform defaults, from the platform table of SEMANTICS.md: grace before SIGKILL is 30 s on
+#: Platform defaults, from the platform table of docs/semantics.md: grace before SIGKILL is 30 s on
 #: Heroku (which also cycles dynos daily), Kubernetes (terminationGracePeriodSeconds) and AWS
 #: ECS (stopTimeout), 10 s on Google Cloud Run and 5 s on Fly.io (kill_timeout).
 PRESETS: Mapping[str, Platform] = MappingProxyType(

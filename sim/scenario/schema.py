@@ -67,9 +67,11 @@ __all__ = [
     "Scenario",
     "bundled_scenarios",
     "load_scenario",
+    "parse_assignments",
     "scenario_from_dict",
     "scenario_to_dict",
     "with_overrides",
+    "with_values",
 ]
 
 logger = logging.getLogger(__name__)
@@ -766,24 +768,16 @@ def _child(node: Any, part: str, path: str) -> Any:
     return child
 
 
-def with_overrides(s: Scenario, assignments: Iterable[str]) -> Scenario:
-    """``s`` with each ``key=value`` of ``assignments`` applied, as the CLI's ``--set`` does:
-    dotted keys such as ``deploys.every=1h``, ``fleet.workers=5``,
-    ``workload.length.median=2m``, ``workload.classes.batch.weight=2`` (an entry by name or
-    index) or ``strategies.sidekiq.timeout=8s``. Values are read as TOML values when they can
-    be, else as bare strings; the result is checked like a scenario file."""
-    if isinstance(assignments, str):
-        assignments = [assignments]
+def with_values(s: Scenario, values: Mapping[str, Any], source: str = "") -> Scenario:
+    """``s`` with each dotted key of ``values`` set to its value: ``deploys.every`` (3600.0 or
+    "1h"), ``fleet.workers``, ``workload.length.median``, ``workload.classes.batch.weight``
+    (an entry by name or index) or ``strategies.sidekiq.timeout``. The result is checked like
+    a scenario file, and errors name the key."""
     d = scenario_to_dict(s)
-    for assignment in assignments:
-        key, equals, text = assignment.partition("=")
-        key = key.strip()
-        parts = key.split(".")
-        if not equals or not key or any(not part.strip() for part in parts):
-            raise SimError(
-                f"--set '{assignment}': write key=value, e.g. deploys.every=1h or fleet.workers=5"
-            )
-        parts = [part.strip() for part in parts]
+    for key, value in values.items():
+        parts = [part.strip() for part in str(key).split(".")]
+        if not key or any(not part for part in parts):
+            raise SimError(f"'{key}': not a dotted scenario key, e.g. deploys.every")
         inline = ("length", "item_time", "hang_probability")
         if (
             parts[:1] == ["workload"]
@@ -795,7 +789,6 @@ def with_overrides(s: Scenario, assignments: Iterable[str]) -> Scenario:
             raise SimError(
                 f"{key}: this workload has job classes; set workload.classes.<name>.{rest}"
             )
-        value = _parse_value(text.strip())
         node: Any = d
         for depth, part in enumerate(parts[:-1]):
             node = _child(node, part, ".".join(parts[: depth + 1]))
@@ -806,4 +799,28 @@ def with_overrides(s: Scenario, assignments: Iterable[str]) -> Scenario:
         else:
             node[last] = value
         logger.debug("scenario %r: set %s = %r", s.name, key, value)
-    return scenario_from_dict(d, f"{s.name} with --set")
+    return scenario_from_dict(d, source or f"{s.name} with values")
+
+
+def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
+    """The ``key=value`` strings of the CLI's ``--set`` as a mapping for ``with_values``:
+    values are read as TOML values when they can be ("5", "true", "[1, 2]"), else as bare
+    strings ("1h", "poisson")."""
+    if isinstance(assignments, str):
+        assignments = [assignments]
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        key, equals, text = assignment.partition("=")
+        key = key.strip()
+        if not equals or not key or any(not part.strip() for part in key.split(".")):
+            raise SimError(
+                f"--set '{assignment}': write key=value, e.g. deploys.every=1h or fleet.workers=5"
+            )
+        values[".".join(part.strip() for part in key.split("."))] = _parse_value(text.strip())
+    return values
+
+
+def with_overrides(s: Scenario, assignments: Iterable[str]) -> Scenario:
+    """``s`` with the CLI's ``--set key=value`` strings applied (``parse_assignments``, then
+    ``with_values``)."""
+    return with_values(s, parse_assignments(assignments), f"{s.name} with --set")

@@ -2,8 +2,8 @@
 
 Job lengths are drawn from small frozen distributions that share the ``LengthDist`` protocol:
 ``sample`` (vectorised, seconds), ``mean`` (may be infinite), ``describe``, and for the closed
-forms of SEMANTICS.md the transforms ``mgf(s) = E[exp(s L)]`` (formula 2, restart with the same
-length) and ``laplace(s) = E[exp(-s L)]`` (restart with a new length). Transforms without a
+forms of docs/closed-forms.md the transforms ``mgf(s) = E[exp(s L)]`` (formula 2, restart with
+the same length) and ``laplace(s) = E[exp(-s L)]`` (restart with a new length). Transforms without a
 closed form are integrated with ``scipy.integrate.quad`` in log-length space, where every law
 here has light tails; a transform that diverges is ``inf``.
 """
@@ -300,7 +300,7 @@ class Lognormal:
 @dataclass(frozen=True)
 class Pareto:
     """P(L > x) = (minimum / x) ** alpha for x >= minimum; alpha = 1 is the law of Unix
-    process lifetimes (Harchol-Balter and Downey, 1996; SEMANTICS.md). With ``maximum`` the
+    process lifetimes (Harchol-Balter and Downey, 1996; docs/semantics.md). With ``maximum`` the
     law is truncated there (renormalised, not clipped), so every moment is finite."""
 
     alpha: float

@@ -1,7 +1,7 @@
 """Clocks the runner reads: the wall clock in production, a virtual clock under simulation.
 
 The runner never sleeps and never reads time any other way, so the same code runs in a worker
-process and inside the simulator (DESIGN.md, principle 1: one engine, two clocks).
+process and inside the simulator (docs/architecture.md, principle 1: one engine, two clocks).
 """
 
 from __future__ import annotations
