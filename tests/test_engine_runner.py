@@ -18,6 +18,7 @@ from deploysim.strategies.resumable import (
     SQLiteStore,
     StopSignal,
     Throttle,
+    TransactionalStore,
     VirtualClock,
     stop_on_signals,
 )
@@ -408,3 +409,66 @@ def test_bad_runner_settings_are_named(kwargs, word):
     with pytest.raises(ResumableError) as info:
         Runner(MemoryStore(), **kwargs)
     assert word in str(info.value)
+
+
+class _Chatty(MemoryStore):
+    """A store of its own name, for the error message."""
+
+
+@pytest.mark.parametrize("store", [MemoryStore(), _Chatty()], ids=["MemoryStore", "subclass"])
+def test_exactly_once_without_a_transactional_store_is_one_error_naming_the_store(store):
+    assert not isinstance(store, TransactionalStore)
+    with pytest.raises(ResumableError) as info:
+        Runner(store, exactly_once=True)
+    message = str(info.value)
+    assert type(store).__name__ in message and "TransactionalStore" in message
+    assert "exactly_once=True" in message
+    assert store.get(JOB) is None  # refused before touching the store
+
+
+class _Delegating:
+    """A transactional store that is not a SQLiteStore: it keeps the protocol by delegation,
+    counting the transaction calls the runner makes."""
+
+    def __init__(self) -> None:
+        self.inner = SQLiteStore(":memory:")
+        self.connection = self.inner.connection
+        self.calls: list[str] = []
+
+    def acquire(self, job_id, owner, now, ttl):
+        return self.inner.acquire(job_id, owner, now, ttl)
+
+    def checkpoint(self, lease, **progress):
+        self.calls.append("checkpoint")
+        return self.inner.checkpoint(lease, **progress)
+
+    def get(self, job_id):
+        return self.inner.get(job_id)
+
+    def begin(self) -> None:
+        self.calls.append("begin")
+        self.inner.begin()
+
+    def rollback(self) -> None:
+        self.calls.append("rollback")
+        self.inner.rollback()
+
+
+def test_exactly_once_runs_on_any_transactional_store_committing_effects_per_batch():
+    store = _Delegating()
+    assert isinstance(store, TransactionalStore)
+    assert isinstance(SQLiteStore(":memory:"), TransactionalStore)
+    store.connection.execute("CREATE TABLE effects (n INTEGER)")
+
+    class Inserting(Counting):
+        def each_iteration(self, item):
+            store.connection.execute("INSERT INTO effects VALUES (?)", (item,))
+
+    result = Runner(store, clock=VirtualClock(), exactly_once=True, batch=4).run(JOB, Inserting(10))
+    assert result.completed and result.items_done == 10
+    rows = [n for (n,) in store.connection.execute("SELECT n FROM effects ORDER BY n")]
+    assert rows == list(range(10))
+    # on_start's checkpoint, then a transaction per batch of 4 (items 0-3, 4-7) and the last
+    # batch committed by the completion's checkpoint; nothing rolled back
+    assert store.calls == ["checkpoint", "begin", "checkpoint", "begin", "checkpoint", "begin",
+                           "checkpoint"]

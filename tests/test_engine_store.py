@@ -7,6 +7,7 @@ property checks that they answer any sequence of acquires and checkpoints the sa
 from __future__ import annotations
 
 import logging
+import pickle
 import sqlite3
 import threading
 import time
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from deploysim.strategies.resumable import (
     IterationJob,
+    LeaseHeldError,
     MemoryStore,
     ResumableError,
     Runner,
@@ -64,6 +66,48 @@ def test_a_lease_held_by_another_is_refused_naming_the_owner(store):
         store.acquire(JOB, "worker-b", 59.0, 60.0)
     assert not isinstance(info.value, StaleLeaseError)
     assert "worker-a" in str(info.value) and JOB in str(info.value)
+    assert store.get(JOB) == before
+
+
+def test_a_live_lease_is_a_lease_held_error_naming_job_holder_and_time_left(store):
+    store.acquire(JOB, "h:1", 0.0, 60.0)
+    with pytest.raises(LeaseHeldError) as info:
+        store.acquire(JOB, "h:2", 9.0, 60.0)
+    held = info.value
+    assert isinstance(held, ResumableError) and not isinstance(held, StaleLeaseError)
+    assert (held.job_id, held.holder, held.seconds_left, held.generation) == (JOB, "h:1", 51.0, 1)
+    assert str(held).startswith(f"job {JOB!r} is leased by 'h:1' for another 51 s")
+
+
+@pytest.mark.parametrize(("left", "shown"), [(51.4, "51"), (3600.0, "3600"), (2.5, "2.5"),
+                                              (0.25, "0.25"), (1e-5, "0")])
+def test_lease_held_error_shows_seconds_left_without_an_exponent(left, shown):
+    held = LeaseHeldError("x", "h:1", left, 7)
+    assert f"for another {shown} s (generation 7)" in str(held)
+
+
+def test_lease_held_error_survives_pickling_with_its_attributes():
+    held = pickle.loads(pickle.dumps(LeaseHeldError("x", "h:1", 51.0, 3)))
+    assert (held.job_id, held.holder, held.seconds_left, held.generation) == ("x", "h:1", 51.0, 3)
+    assert str(held) == str(LeaseHeldError("x", "h:1", 51.0, 3))
+
+
+def test_a_runner_meeting_a_live_lease_raises_lease_held_error_and_writes_nothing(store):
+    clock = VirtualClock()
+    store.acquire(JOB, "h:1", 0.0, 60.0)
+    before = store.get(JOB)
+    clock.set(20.0)
+
+    class Job(IterationJob):
+        def build_enumerator(self, cursor):
+            return en.int_range(0, 5, cursor)
+
+        def each_iteration(self, item):
+            raise AssertionError(f"item {item} ran under another owner's lease")
+
+    with pytest.raises(LeaseHeldError) as info:
+        Runner(store, owner="h:2", clock=clock).run(JOB, Job())
+    assert info.value.holder == "h:1" and info.value.seconds_left == 40.0
     assert store.get(JOB) == before
 
 

@@ -1,6 +1,10 @@
 """A resumable job engine: jobs that stop at the next item on deploy, checkpoint a cursor, and
 go on after it, with durable periodic checkpoints, fenced leases and O(1) resume.
 
+    from deploysim.strategies.resumable import (
+        IterationJob, Runner, SQLiteStore, StopSignal, enumerators, stop_on_signals,
+    )
+
     class Backfill(IterationJob):
         def build_enumerator(self, cursor):
             return enumerators.sql_rows(conn, "users", key="id", cursor=cursor)
@@ -11,25 +15,40 @@ go on after it, with durable periodic checkpoints, fenced leases and O(1) resume
     store = SQLiteStore("progress.db")
     with stop_on_signals(StopSignal()) as stop:
         result = Runner(store, stop=stop).run("backfill-2026-11", Backfill())
+
+The user reference is docs/engine.md. The engine needs only the standard library; the testing
+helpers in ``deploysim.strategies.resumable.testing`` use hypothesis for their schedules.
 """
 
 from . import enumerators
-from .clock import Clock, VirtualClock, WallClock
-from .errors import ResumableError, StaleLeaseError
+from .clock import Clock as Clock
+from .clock import VirtualClock as VirtualClock
+from .clock import WallClock as WallClock
+from .errors import LeaseHeldError, ResumableError, StaleLeaseError
 from .job import IterationJob
-from .runner import Execution, Pause, Runner, RunResult, Throttle
+from .runner import Execution as Execution
+from .runner import Pause as Pause
+from .runner import Runner, RunResult, Throttle
 from .signals import StopSignal, stop_on_signals
-from .store import CheckpointStore, JobRecord, Lease, MemoryStore, SQLiteStore
+from .store import (
+    CheckpointStore,
+    JobRecord,
+    Lease,
+    MemoryStore,
+    SQLiteStore,
+    TransactionalStore,
+)
 
+# What a job's author needs. The clocks, ``Execution`` (the step-wise run the simulator drives)
+# and ``Pause`` (how ``enumerators.throttle`` interrupts a job) stay importable from here, as
+# the redundant aliases above say, but are not part of this surface.
 __all__ = [
     "CheckpointStore",
-    "Clock",
-    "Execution",
     "IterationJob",
     "JobRecord",
     "Lease",
+    "LeaseHeldError",
     "MemoryStore",
-    "Pause",
     "ResumableError",
     "RunResult",
     "Runner",
@@ -37,8 +56,7 @@ __all__ = [
     "StaleLeaseError",
     "StopSignal",
     "Throttle",
-    "VirtualClock",
-    "WallClock",
+    "TransactionalStore",
     "enumerators",
     "stop_on_signals",
 ]

@@ -14,7 +14,9 @@ class Clock(Protocol):
     """Anything with ``now() -> float`` seconds. Lease expiry in a shared store compares these
     values across processes, so a clock shared by several workers must agree between them."""
 
-    def now(self) -> float: ...
+    def now(self) -> float:
+        """The current time, in seconds."""
+        ...
 
 
 class WallClock:
@@ -23,6 +25,7 @@ class WallClock:
     __slots__ = ()
 
     def now(self) -> float:
+        """``time.time()``."""
         return time.time()
 
 
@@ -35,6 +38,7 @@ class VirtualClock:
         self._now = float(start)
 
     def now(self) -> float:
+        """The time the clock was last moved to."""
         return self._now
 
     def advance(self, seconds: float) -> None:

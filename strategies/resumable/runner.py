@@ -4,13 +4,15 @@ Stop conditions are checked after every item, never inside one: a stop signal (s
 or SIGINT handler, or by the simulator), the job's or the runner's ``max_runtime``, a throttle
 predicate, and user predicates. Checkpoints are durable every ``checkpoint_every`` seconds and/or
 ``checkpoint_every_items`` items, and always on interrupt, completion and failure, so a SIGKILL
-loses at most the items since the last checkpoint. With ``exactly_once=True`` the effects that
-``each_iteration`` writes through ``SQLiteStore.connection`` commit with the cursor, ``batch``
-items per transaction, and a crash never duplicates an effect.
+loses at most the items since the last checkpoint. With ``exactly_once=True`` (and a
+``TransactionalStore`` such as ``SQLiteStore``) the effects that ``each_iteration`` writes through
+the store's ``connection`` commit with the cursor, ``batch`` items per transaction, and a crash
+never duplicates an effect.
 
 ``Runner.run`` runs a job to its end in one call. ``Runner.start`` returns an ``Execution`` whose
 ``advance(until)`` runs items only while the clock is before ``until``: the simulator uses it to
 run the same code under virtual time, handing control back before its next scheduled event.
+Everything is logged under the logger ``deploysim.strategies.resumable`` (docs/engine.md).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .clock import Clock, WallClock
 from .errors import ResumableError, StaleLeaseError
 from .job import IterationJob
 from .signals import StopSignal
-from .store import CheckpointStore, Lease
+from .store import CheckpointStore, Lease, TransactionalStore
 
 log = logging.getLogger("deploysim.strategies.resumable")
 
@@ -40,7 +42,8 @@ _END = object()
 
 @dataclass(frozen=True, slots=True)
 class Throttle:
-    """Interrupt the job when ``predicate()`` is true, asking to be retried after ``backoff`` s."""
+    """``Runner(throttle=...)``: after each item, interrupt the job when ``predicate()`` is true,
+    asking to be retried after ``backoff`` seconds (``RunResult.retry_after``)."""
 
     predicate: Callable[[], bool]
     backoff: float = 30.0
@@ -109,6 +112,10 @@ class Runner:
     progress is made durable; either may be None, not both. ``lease_ttl`` is how long a lease
     lasts without a checkpoint; checkpoints renew it, at least every ``lease_ttl / 2``.
     ``max_runtime`` caps one run (the job's own ``max_runtime`` also applies; the smaller wins).
+    ``throttle`` and the ``stop_when`` predicates, checked after every item, interrupt the job.
+    ``exactly_once`` needs a ``TransactionalStore`` and commits ``batch`` items' effects with each
+    checkpoint. ``owner`` names this runner in leases (default: host and process id); ``clock``
+    (default: the wall clock) and ``stop`` (default: a fresh ``StopSignal``) are what it reads.
     """
 
     def __init__(
@@ -141,11 +148,14 @@ class Runner:
             raise ResumableError(f"lease_ttl={lease_ttl!r}: must be a positive number of seconds")
         if batch < 1:
             raise ResumableError(f"batch={batch!r}: must be >= 1")
-        if exactly_once and not hasattr(store, "begin"):
-            raise ResumableError(
-                f"exactly_once=True needs a store with transactions (SQLiteStore), "
-                f"not {type(store).__name__}"
-            )
+        self._transactions: TransactionalStore | None = None
+        if exactly_once:
+            if not isinstance(store, TransactionalStore):
+                raise ResumableError(
+                    f"exactly_once=True needs a TransactionalStore (begin, rollback and "
+                    f"connection, as SQLiteStore has), not {type(store).__name__}"
+                )
+            self._transactions = store
         self.store = store
         self.owner = owner or default_owner()
         self.clock = clock or WallClock()
@@ -160,12 +170,15 @@ class Runner:
         self.batch = int(batch)
 
     def start(self, job_id: str, job: IterationJob) -> Execution:
-        """Take the job's lease and prepare its run; call ``advance()`` to run it."""
+        """Take the job's lease and prepare its run, to be driven step by step with
+        ``advance(until)`` (the simulator does). Raises LeaseHeldError while another owner's
+        lease is live. ``run`` is this and one ``advance()``."""
         return Execution(self, job_id, job)
 
     def run(self, job_id: str, job: IterationJob) -> RunResult:
-        """Run the job until it completes, is interrupted or fails. Raises StaleLeaseError if
-        another runner took the job's lease meanwhile, ResumableError for bad stored data."""
+        """Run the job until it completes, is interrupted or fails. Raises LeaseHeldError if
+        another owner's lease is live, StaleLeaseError if another runner took the job's lease
+        meanwhile, ResumableError for bad stored data or a broken enumerator."""
         execution = self.start(job_id, job)
         execution.advance()
         assert execution.result is not None
@@ -183,6 +196,7 @@ class Execution:
         self.result: RunResult | None = None
         self.items = 0
         self._clock = runner.clock.now
+        self._transactions = runner._transactions
         now = self._clock()
         self.lease: Lease
         self.lease, record = runner.store.acquire(job_id, runner.owner, now, runner.lease_ttl)
@@ -248,12 +262,12 @@ class Execution:
             self._fail(exc, keep_cursor=True)
             return True
         except BaseException:  # KeyboardInterrupt, SystemExit: what a kill would leave
-            if self.runner.exactly_once:
-                self.runner.store.rollback()  # type: ignore[attr-defined]
+            if self._transactions is not None:
+                self._transactions.rollback()
             raise
 
     def _begin(self) -> None:
-        job, runner = self.job, self.runner
+        job = self.job
         log.info("%s job %s (cursor %r)", "started" if self._first_run else "resumed",
                  self.job_id, self.cursor)
         if self._first_run:
@@ -263,8 +277,8 @@ class Execution:
         else:
             job.on_resume()
         self._iter = iter(job.build_enumerator(self.cursor))
-        if runner.exactly_once:
-            runner.store.begin()  # type: ignore[attr-defined]
+        if self._transactions is not None:
+            self._transactions.begin()
 
     def _loop(self, until: float) -> bool:
         job = self.job
@@ -355,8 +369,8 @@ class Execution:
                     return True
                 self._iter = itertools.chain((ahead,), self._iter)
                 self._checkpoint("running", now)
-                if runner.exactly_once:
-                    runner.store.begin()  # type: ignore[attr-defined]
+                if self._transactions is not None:
+                    self._transactions.begin()
         return self.result is not None
 
     # -- checkpoints and endings ----------------------------------------------------------------
@@ -372,12 +386,15 @@ class Execution:
                 f"{cursor!r}, which is not JSON-serializable ({exc})"
             ) from None
 
-    def _checkpoint(self, status: str, now: float | None = None, *,
-                    cursor_json: str | bool | None = False, items_done: int | None = None,
+    def _checkpoint(self, status: str, now: float | None = None, *, durable: bool = False,
                     error: str | None = None) -> None:
-        if cursor_json is False:
+        """Write ``status`` with the cursor and count reached, or with the last durable ones
+        again (``durable``: a failure the engine refused the data for, a release)."""
+        cursor_json: str | None
+        if durable:
+            cursor_json, items_done = self._durable_json, self._durable_items
+        else:
             cursor_json = None if self.cursor is None else self._check_json(self.cursor)
-        if items_done is None:
             items_done = self._base_items + self.items
         now = self._clock() if now is None else now
         run_time = self._base_run_time + (now - self.started_at)
@@ -386,7 +403,7 @@ class Execution:
             run_time=run_time, interruptions=self._interruptions, now=now,
             ttl=self.runner.lease_ttl, error=error,
         )
-        self._durable_json = cursor_json  # type: ignore[assignment]
+        self._durable_json = cursor_json
         self._durable_items = items_done
         self._durable_run_time = run_time
         self._since_checkpoint = 0
@@ -423,17 +440,12 @@ class Execution:
                       self.result.status, exc)
             self.result = dataclasses.replace(self.result, error=exc)
             return
-        store = self.runner.store
-        if self.runner.exactly_once:
-            store.rollback()  # type: ignore[attr-defined]
+        if self._transactions is not None:
+            self._transactions.rollback()
             keep_cursor = False
         message = f"{type(exc).__name__}: {exc}"
         try:
-            if keep_cursor and self.result is None:
-                self._checkpoint("failed", error=message)
-            else:
-                self._checkpoint("failed", cursor_json=self._durable_json,
-                                 items_done=self._durable_items, error=message)
+            self._checkpoint("failed", durable=not keep_cursor, error=message)
         except (StaleLeaseError, ResumableError) as inner:
             log.error("job %s: could not record its failure: %s", self.job_id, inner)
         if self.result is None:
@@ -441,12 +453,11 @@ class Execution:
             log.error("failed job %s: %s", self.job_id, message)
 
     def _release(self, status: str) -> None:
-        self._checkpoint(status, self.started_at, cursor_json=self._durable_json,
-                         items_done=self._durable_items)
+        self._checkpoint(status, self.started_at, durable=True)
 
     def _abandon(self) -> None:
-        if self.runner.exactly_once:
-            self.runner.store.rollback()  # type: ignore[attr-defined]
+        if self._transactions is not None:
+            self._transactions.rollback()
         log.error("job %s: lease generation %d was replaced; stopping", self.job_id,
                   self.lease.generation)
         self._finish("failed", "stale lease")

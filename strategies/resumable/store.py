@@ -6,6 +6,10 @@ lease exists, so a zombie runner can never move a cursor.
 
 ``SQLiteStore`` is the durable store (a file in WAL mode, or ``":memory:"`` for tests).
 ``MemoryStore`` keeps the same contract in a dict, for the simulator and for fast tests.
+
+``CheckpointStore`` is the contract every store keeps; ``TransactionalStore`` adds the
+transaction that lets ``Runner(exactly_once=True)`` commit a batch's effects with its cursor.
+``SQLiteStore`` is one, ``MemoryStore`` is not.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from .errors import ResumableError, StaleLeaseError
+from .errors import LeaseHeldError, ResumableError, StaleLeaseError
 
 log = logging.getLogger("deploysim.strategies.resumable")
 
@@ -57,9 +61,12 @@ class JobRecord:
 
 
 class CheckpointStore(Protocol):
-    """The contract the runner relies on; see ``SQLiteStore`` for its meaning."""
+    """The contract the runner relies on; ``SQLiteStore`` and ``MemoryStore`` keep it."""
 
     def acquire(self, job_id: str, owner: str, now: float, ttl: float) -> tuple[Lease, JobRecord]:
+        """Take the job's lease for ``owner`` until ``now + ttl``, bumping its generation, and
+        return it with the job's record (a new job gets a pending one). Raises LeaseHeldError
+        while another owner's lease is live."""
         ...
 
     def checkpoint(
@@ -74,9 +81,34 @@ class CheckpointStore(Protocol):
         now: float,
         ttl: float,
         error: str | None = None,
-    ) -> Lease: ...
+    ) -> Lease:
+        """Write the job's progress under ``lease`` and return the renewed lease (held until
+        ``now + ttl`` while ``status`` is "running", released otherwise). Raises
+        StaleLeaseError, writing nothing, if a newer lease replaced this one."""
+        ...
 
-    def get(self, job_id: str) -> JobRecord | None: ...
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job's record, or None if the store has never seen it."""
+        ...
+
+
+@runtime_checkable
+class TransactionalStore(CheckpointStore, Protocol):
+    """A store whose checkpoints can commit together with the job's own writes: what
+    ``Runner(exactly_once=True)`` needs. The runner calls ``begin()`` before each batch and the
+    batch's checkpoint commits it; ``rollback()`` drops a batch that cannot finish. The job
+    writes its effects through ``connection`` (for ``SQLiteStore``, its ``sqlite3.Connection``),
+    inside ``each_iteration``, so that they land in the open transaction."""
+
+    connection: Any
+
+    def begin(self) -> None:
+        """Open the transaction that a batch's effects and its checkpoint share."""
+        ...
+
+    def rollback(self) -> None:
+        """Drop the open transaction, if any, effects and all."""
+        ...
 
 
 def decode_cursor(job_id: str, text: str | None) -> Any:
@@ -97,15 +129,12 @@ def _check_acquire(record: JobRecord, owner: str, now: float) -> None:
             f"job {record.job_id!r}: stored status {record.status!r} is not one of {STATUSES}"
         )
     if record.owner is not None and record.owner != owner and record.lease_expires > now:
-        raise ResumableError(
-            f"job {record.job_id!r} is leased by {record.owner!r} for another "
-            f"{record.lease_expires - now:.3g} s (generation {record.generation})"
-        )
+        raise LeaseHeldError(record.job_id, record.owner, record.lease_expires - now,
+                             record.generation)
 
 
-def _check_checkpoint_args(lease: Lease, status: str) -> None:
-    if status not in STATUSES:
-        raise ResumableError(f"job {lease.job_id!r}: status {status!r} is not one of {STATUSES}")
+def _bad_status(lease: Lease, status: str) -> ResumableError:
+    return ResumableError(f"job {lease.job_id!r}: status {status!r} is not one of {STATUSES}")
 
 
 def _stale(lease: Lease, current: int | None) -> StaleLeaseError:
@@ -118,31 +147,43 @@ def _stale(lease: Lease, current: int | None) -> StaleLeaseError:
     )
 
 
+# A MemoryStore row is a list of JobRecord's fields, in their order, with the cursor kept as JSON
+# text (as SQLiteStore keeps it): a list, so that a row is cheap to copy and to put back whole.
+(_JOB_ID, _STATUS, _CURSOR, _EXECUTIONS, _INTERRUPTIONS, _ITEMS_DONE, _RUN_TIME, _OWNER,
+ _GENERATION, _LEASE_EXPIRES, _ERROR, _UPDATED_AT) = range(len(dataclasses.fields(JobRecord)))
+_NEW_ROW = dataclasses.astuple(JobRecord(""))  # a pending job's row, but for its id
+
+
+def _as_record(row: list[Any], cursor: Any) -> JobRecord:
+    values = list(row)
+    values[_CURSOR] = cursor
+    return JobRecord(*values)
+
+
 class MemoryStore:
     """A store in a dict, with the same lease and fencing rules as ``SQLiteStore``.
     Nothing survives the process; the simulator and unit tests use it."""
 
     def __init__(self) -> None:
-        # job id -> field values in JobRecord order, the cursor kept as JSON text
-        self._jobs: dict[str, list[Any]] = {}
+        self._jobs: dict[str, list[Any]] = {}  # job id -> row (see _JOB_ID ... _UPDATED_AT)
 
     def _record(self, row: list[Any]) -> JobRecord:
-        values = list(row)
-        values[2] = decode_cursor(row[0], row[2])
-        return JobRecord(*values)
+        return _as_record(row, decode_cursor(row[_JOB_ID], row[_CURSOR]))
 
     def acquire(self, job_id: str, owner: str, now: float, ttl: float) -> tuple[Lease, JobRecord]:
-        """Take the job's lease (bumping its generation) and return it with the job's record."""
+        """Take the job's lease (bumping its generation) and return it with the job's record.
+        Raises LeaseHeldError while another owner's lease is live."""
         row = self._jobs.get(job_id)
         if row is None:
-            row = self._jobs[job_id] = [job_id, "pending", None, 0, 0, 0, 0.0, None, 0, 0.0,
-                                        None, 0.0]
+            row = self._jobs[job_id] = [job_id, *_NEW_ROW[_JOB_ID + 1:]]
         record = self._record(row)
         _check_acquire(record, owner, now)
-        row[3] += record.status != "completed"
-        row[7], row[8], row[9], row[11] = owner, row[8] + 1, now + ttl, now
-        record = JobRecord(job_id, row[1], record.cursor, *row[3:])
-        return Lease(job_id, owner, row[8], now + ttl), record
+        row[_EXECUTIONS] += record.status != "completed"
+        row[_OWNER] = owner
+        row[_GENERATION] += 1
+        row[_LEASE_EXPIRES] = now + ttl
+        row[_UPDATED_AT] = now
+        return Lease(job_id, owner, row[_GENERATION], now + ttl), _as_record(row, record.cursor)
 
     def checkpoint(
         self,
@@ -159,21 +200,21 @@ class MemoryStore:
     ) -> Lease:
         """Write progress under ``lease``; refused with StaleLeaseError if it was replaced."""
         if status not in STATUSES:
-            _check_checkpoint_args(lease, status)
+            raise _bad_status(lease, status)
         row = self._jobs.get(lease.job_id)
-        if row is None or row[8] != lease.generation:
-            raise _stale(lease, None if row is None else row[8])
+        if row is None or row[_GENERATION] != lease.generation:
+            raise _stale(lease, None if row is None else row[_GENERATION])
         held = status == "running"
         expires = now + ttl if held else 0.0
-        row[1] = status
-        row[2] = cursor_json
-        row[4] = interruptions
-        row[5] = items_done
-        row[6] = run_time
-        row[7] = lease.owner if held else None
-        row[9] = expires
-        row[10] = error
-        row[11] = now
+        row[_STATUS] = status
+        row[_CURSOR] = cursor_json
+        row[_INTERRUPTIONS] = interruptions
+        row[_ITEMS_DONE] = items_done
+        row[_RUN_TIME] = run_time
+        row[_OWNER] = lease.owner if held else None
+        row[_LEASE_EXPIRES] = expires
+        row[_ERROR] = error
+        row[_UPDATED_AT] = now
         return Lease(lease.job_id, lease.owner, lease.generation, expires)
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -214,8 +255,9 @@ class SQLiteStore:
     ``busy_timeout`` seconds in all before the write fails with a ResumableError; what was stored
     before stays as it was.
 
-    For exactly-once effects, write them through ``connection`` inside ``each_iteration`` and
-    run with ``Runner(exactly_once=True)``: the effects and the cursor commit together.
+    It is a ``TransactionalStore``: for exactly-once effects, write them through
+    ``connection`` inside ``each_iteration`` and run with ``Runner(exactly_once=True)``; the
+    effects and the cursor commit together.
     """
 
     def __init__(
@@ -303,7 +345,8 @@ class SQLiteStore:
         return JobRecord(**values)
 
     def acquire(self, job_id: str, owner: str, now: float, ttl: float) -> tuple[Lease, JobRecord]:
-        """Take the job's lease (creating the row if new), bumping its generation."""
+        """Take the job's lease (creating the row if new), bumping its generation. Raises
+        LeaseHeldError while another owner's lease is live."""
 
         if self.connection.in_transaction:  # a batch a crashed run left open: drop it
             log.warning("job %s: rolling back a transaction left open by an earlier run", job_id)
@@ -335,7 +378,7 @@ class SQLiteStore:
         self._retry(lambda: self.connection.execute("BEGIN IMMEDIATE"), "begin")
 
     def rollback(self) -> None:
-        """Drop the open transaction, effects and all."""
+        """Drop the open transaction, if any, effects and all."""
         if self.connection.in_transaction:
             self.connection.execute("ROLLBACK")
 
@@ -355,7 +398,8 @@ class SQLiteStore:
         """Write progress under ``lease`` and commit (together with any effects written in the
         transaction opened by ``begin``). Refused with StaleLeaseError if the lease was replaced;
         then nothing of the transaction is kept."""
-        _check_checkpoint_args(lease, status)
+        if status not in STATUSES:
+            raise _bad_status(lease, status)
         held = status == "running"
         expires = now + ttl if held else 0.0
 

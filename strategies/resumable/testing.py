@@ -1,8 +1,8 @@
 """Put your own resumable jobs through deploys and crashes, in your own test suite.
 
     from hypothesis import given
-    from . import IterationJob, enumerators
-    from .testing import (
+    from deploysim.strategies.resumable import IterationJob, enumerators
+    from deploysim.strategies.resumable.testing import (
         assert_each_item_at_least_once, assert_exactly_once, crash_schedules,
         interruption_schedules, run_with_crashes, run_with_interruptions,
     )
@@ -34,6 +34,10 @@ expire, and a new runner (a new owner) resumes from the last durable checkpoint.
 Pass the job as a factory (a class or a function: every run gets a fresh object, as a new
 process would) or as one instance. Keyword arguments go to ``Runner``; the clock defaults to a
 ``VirtualClock``, so runs take no real time and a schedule always gives the same outcome.
+
+The drivers and assertions need only the standard library. The schedule strategies
+(``interruption_schedules``, ``crash_schedules``) need hypothesis, which they import when
+called: install it where your tests run (``pip install hypothesis``).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from .clock import VirtualClock
 from .job import IterationJob
 from .runner import Runner, RunResult
 from .signals import StopSignal
-from .store import CheckpointStore, JobRecord, MemoryStore
+from .store import CheckpointStore, JobRecord, MemoryStore, TransactionalStore
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -159,18 +163,15 @@ def run_with_crashes(
 
 def interruption_schedules(max_runs: int = 5, max_items: int = 20) -> SearchStrategy[list[int]]:
     """Hypothesis strategy: up to ``max_runs`` item counts, each in ``[0, max_items]``, for
-    ``run_with_interruptions``. Shrinks towards fewer interruptions, earlier."""
+    ``run_with_interruptions`` (or, as ``crash_schedules``, ``run_with_crashes``). Shrinks
+    towards fewer stops, earlier. Needs hypothesis."""
     from hypothesis import strategies as st
 
     return st.lists(st.integers(0, max_items), max_size=max_runs)
 
 
-def crash_schedules(max_runs: int = 5, max_items: int = 20) -> SearchStrategy[list[int]]:
-    """Hypothesis strategy: up to ``max_runs`` item counts, each in ``[0, max_items]``, for
-    ``run_with_crashes``. Shrinks towards fewer crashes, earlier."""
-    from hypothesis import strategies as st
-
-    return st.lists(st.integers(0, max_items), max_size=max_runs)
+crash_schedules = interruption_schedules
+"""The same strategy, under the name that reads well beside ``run_with_crashes``."""
 
 
 def assert_each_item_at_least_once(
@@ -205,7 +206,8 @@ def _drive(
         raise ValueError(f"schedule {list(schedule)!r}: item counts must be >= 0")
     store = MemoryStore() if store is None else store
     clock = runner_kwargs.pop("clock", None) or VirtualClock()
-    if crash and schedule and not hasattr(clock, "advance"):
+    advance: Callable[[float], None] | None = getattr(clock, "advance", None)
+    if crash and schedule and advance is None:
         raise TypeError(
             f"run_with_crashes lets leases expire by moving the clock: {type(clock).__name__} "
             f"has no advance(); use a VirtualClock"
@@ -223,15 +225,15 @@ def _drive(
         result = _one_run(runner, job, job_id, run, limit, crash, executions)
         results.append(result)
         if result is None:  # killed: the process's open transaction dies with it
-            rollback = getattr(store, "rollback", None)
-            if rollback is not None:
-                rollback()
-            clock.advance(runner.lease_ttl)  # type: ignore[attr-defined]
+            if isinstance(store, TransactionalStore):
+                store.rollback()
+            assert advance is not None  # checked above: a crash needs a clock that moves
+            advance(runner.lease_ttl)
         records.append(store.get(job_id))
         if result is not None and (result.completed or result.failed):
             break
-        if result is not None and result.retry_after and hasattr(clock, "advance"):
-            clock.advance(result.retry_after)  # a throttled job asked to wait
+        if result is not None and result.retry_after and advance is not None:
+            advance(result.retry_after)  # a throttled job asked to wait
     return Outcome(job_id, store, tuple(executions), tuple(results), tuple(records))
 
 
