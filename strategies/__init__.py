@@ -13,6 +13,7 @@ from typing import Any
 
 from .base import Strategy, StrategyError
 from .celery import Celery
+from .hints import did_you_mean
 from .resque import Resque
 from .resumable_model import Resumable
 from .sidekiq import Sidekiq
@@ -24,12 +25,9 @@ STRATEGIES: dict[str, type[Strategy]] = {
 
 
 def make_strategy(name: str, params: Mapping[str, Any] | None = None) -> Strategy:
-    """The strategy called ``name`` with the given parameters (defaults: the real system's)."""
-    base = name
-    if base not in STRATEGIES:
-        import difflib
-
-        near = difflib.get_close_matches(base, list(STRATEGIES), n=1)
-        hint = f"did you mean '{near[0]}'? " if near else ""
-        raise StrategyError(f"strategy '{name}': unknown; {hint}known: {', '.join(STRATEGIES)}")
-    return STRATEGIES[base].from_params(params, f"strategies.{name}")
+    """The strategy called ``name`` with the given parameters (defaults: the real system's).
+    Parameters are Python values: durations in seconds, as numbers."""
+    if name not in STRATEGIES:
+        hint = did_you_mean(name, STRATEGIES, always=True)
+        raise StrategyError(f"strategy '{name}': unknown; {hint}")
+    return STRATEGIES[name].from_params(params, f"strategies.{name}")

@@ -14,11 +14,12 @@ boundary); see ``deploysim.strategies.resumable_model``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
+
+from .hints import did_you_mean
 
 Front = Literal["front", "back"]
 
@@ -63,20 +64,31 @@ class Lose:
 Outcome = Requeue | Recover | Fail | Lose
 S = TypeVar("S", bound="Strategy")
 
+#: Field metadata: the field is a duration, seconds as a number.
+DURATION = "duration"
+#: Field metadata: the parameter's name in scenario tables and ``params()``, where it is not the
+#: field's own (the field's name is taken by a decision of the same name).
+KEY = "key"
+
+
+def duration_field(default: float | None) -> Any:
+    """Declare a duration parameter: seconds as a number (int or float, >= 0, ``inf`` allowed).
+    A default of None means the parameter may be left unset (None)."""
+    return dataclasses.field(default=default, metadata={DURATION: True})
+
+
+def keyed_field(default: Any, key: str) -> Any:
+    """Declare a parameter that scenario tables and ``params()`` call ``key``."""
+    return dataclasses.field(default=default, metadata={KEY: key})
+
 
 def duration_param(name: str, value: Any) -> float:
-    """Validate a duration parameter: seconds as a number or a string like "25s", "1h"."""
+    """Validate a duration parameter: seconds as a number >= 0. Text ("25s") is refused: it is
+    read where it is written (the scenario file, the command line), not here."""
     if isinstance(value, str):
-        from deploysim.sim.durations import parse_duration  # the one duration syntax of the project
-
-        try:
-            return parse_duration(value, name)
-        except ValueError as exc:
-            raise StrategyError(str(exc)) from None
+        raise StrategyError(f"{name}: {value!r} is text; give seconds as a number")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise StrategyError(
-            f"{name}: {value!r} is not a duration; write e.g. '25s' or seconds >= 0"
-        )
+        raise StrategyError(f"{name}: {value!r} is not a duration; give seconds as a number >= 0")
     return float(value)
 
 
@@ -87,26 +99,53 @@ def choice_param(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+def _key(f: dataclasses.Field[Any]) -> str:
+    return str(f.metadata.get(KEY, f.name))
+
+
 @dataclass(frozen=True)
 class Strategy:
     """Base of every strategy: a frozen value of parameters whose defaults are the real
-    system's. ``from_params`` builds one from a scenario's table, rejecting unknown keys."""
+    system's. ``from_params`` builds one from a scenario's table, rejecting unknown keys.
+
+    Parameters declared with ``duration_field`` are checked here, for every strategy: seconds
+    as numbers (``duration_params`` names them, so that whoever reads text can parse it)."""
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if not f.metadata.get(DURATION):
+                continue
+            value = getattr(self, f.name)
+            if value is None and f.default is None:
+                continue  # left unset
+            self._set(f.name, duration_param(_key(f), value))
+
+    @classmethod
+    def param_keys(cls) -> dict[str, str]:
+        """Each parameter's name (as in scenario tables and ``params()``) -> its field's name."""
+        return {_key(f): f.name for f in dataclasses.fields(cls) if f.init}
+
+    @classmethod
+    def duration_params(cls) -> tuple[str, ...]:
+        """The names of the parameters that are durations (seconds as numbers)."""
+        return tuple(
+            _key(f) for f in dataclasses.fields(cls) if f.init and f.metadata.get(DURATION)
+        )
+
     @classmethod
     def from_params(cls: type[S], params: Mapping[str, Any] | None = None, where: str = "") -> S:
-        """Build from a mapping of parameters; errors name ``where.key``."""
+        """Build from a mapping of parameters (Python values: durations in seconds); errors
+        name ``where.key``."""
         prefix = where or f"strategies.{cls.name}"
-        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        keys = cls.param_keys()
         values: dict[str, Any] = {}
         for key, value in (params or {}).items():
-            if key not in fields:
-                near = difflib.get_close_matches(key, list(fields), n=1)
-                hint = f"; did you mean '{near[0]}'?" if near else f"; known: {', '.join(fields)}"
-                raise StrategyError(f"{prefix}.{key}: unknown parameter{hint}")
-            values[key] = value
+            if key not in keys:
+                raise StrategyError(f"{prefix}.{key}: unknown parameter; {did_you_mean(key, keys)}")
+            values[keys[key]] = value
         try:
             return cls(**values)
         except StrategyError as exc:
@@ -117,8 +156,8 @@ class Strategy:
         object.__setattr__(self, name, value)
 
     def params(self) -> dict[str, Any]:
-        """The parameters as a plain dict (for reports and JSON)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        """The parameters as a plain dict under their table names (for reports and JSON)."""
+        return {_key(f): getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
 
     # -- the decisions; subclasses override ---------------------------------------------------
 

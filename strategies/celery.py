@@ -15,17 +15,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from .base import (
-    Lose,
-    Outcome,
-    Requeue,
-    Strategy,
-    StrategyError,
-    choice_param,
-    duration_param,
-)
+from .base import Lose, Outcome, Requeue, Strategy, StrategyError, choice_param, duration_field
 
 VISIBILITY = {"rabbitmq": 0.0, "redis": 3600.0, "sqs": 1800.0}
 
@@ -39,29 +30,18 @@ class Celery(Strategy):
 
     acks_late: bool = False
     broker: str = "redis"
-    visibility_timeout: Any = None
-    soft_shutdown_timeout: Any = 0.0
-    time_limit: Any = None
-    soft_time_limit: Any = None
+    visibility_timeout: float | None = duration_field(None)  # None: the broker's own
+    soft_shutdown_timeout: float = duration_field(0.0)
+    time_limit: float | None = duration_field(None)
+    soft_time_limit: float | None = duration_field(None)
 
     def __post_init__(self) -> None:
         if not isinstance(self.acks_late, bool):
             raise StrategyError(f"acks_late: {self.acks_late!r} is not true or false")
+        super().__post_init__()
         self._set("broker", choice_param("broker", self.broker, tuple(VISIBILITY)))
-        vt = (
-            VISIBILITY[self.broker]
-            if self.visibility_timeout is None
-            else duration_param("visibility_timeout", self.visibility_timeout)
-        )
-        self._set("visibility_timeout", vt)
-        self._set(
-            "soft_shutdown_timeout",
-            duration_param("soft_shutdown_timeout", self.soft_shutdown_timeout),
-        )
-        for key in ("time_limit", "soft_time_limit"):
-            value = getattr(self, key)
-            if value is not None:
-                self._set(key, duration_param(key, value))
+        if self.visibility_timeout is None:
+            self._set("visibility_timeout", VISIBILITY[self.broker])
 
     @property
     def term_wait(self) -> float:
@@ -75,6 +55,7 @@ class Celery(Strategy):
     @property
     def on_kill(self) -> Outcome:
         if self.acks_late:
+            assert self.visibility_timeout is not None  # set from the broker when left out
             return Requeue(delay=self.visibility_timeout, end="back", restart=True)
         return Lose("acknowledged at start, worker killed")
 

@@ -12,11 +12,21 @@ from collections.abc import Iterable
 __all__ = ["did_you_mean"]
 
 
-def did_you_mean(word: object, choices: Iterable[str], known: str = "known") -> str:
+def did_you_mean(
+    word: object,
+    choices: Iterable[str],
+    known: str = "known",
+    *,
+    sep: str = ": ",
+    always: bool = False,
+) -> str:
     """A hint for an unknown ``word``: "did you mean 'x'?" for the nearest of ``choices``, or,
-    when none is near, "``known``: a, b, c" (every choice)."""
+    when none is near, "``known``: a, b, c" (every choice; ``sep`` goes between ``known`` and
+    the list). ``always`` puts the list after the suggestion too: "did you mean 'x'? known: a"."""
     names = list(choices)
     near = difflib.get_close_matches(str(word), names, n=1)
-    if near:
-        return f"did you mean '{near[0]}'?"
-    return f"{known}: {', '.join(names)}"
+    listing = f"{known}{sep}{', '.join(names)}"
+    if not near:
+        return listing
+    suggestion = f"did you mean '{near[0]}'?"
+    return f"{suggestion} {listing}" if always else suggestion

@@ -11,9 +11,8 @@ FAILED queue, never re-enqueued. ``mode = "term"`` (TERM with ``TERM_CHILD``): t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from .base import Fail, Outcome, Requeue, Strategy, choice_param, duration_param
+from .base import Fail, Outcome, Requeue, Strategy, choice_param, duration_field, keyed_field
 
 
 @dataclass(frozen=True)
@@ -24,29 +23,17 @@ class Resque(Strategy):
     summary = "Resque: waits for the job; the platform's SIGKILL sends it to the failed queue"
 
     mode: str = "quit"
-    term_timeout: Any = 4.0
-    on_kill_action: str = "fail"
-
-    @classmethod
-    def from_params(cls, params=None, where=""):  # type: ignore[no-untyped-def]
-        """As Strategy.from_params; the scenario key ``on_kill`` maps to ``on_kill_action``."""
-        params = dict(params or {})
-        if "on_kill" in params:
-            params["on_kill_action"] = params.pop("on_kill")
-        return super().from_params(params, where)
+    term_timeout: float = duration_field(4.0)
+    #: the parameter ``on_kill`` (the name of the field is the decision ``on_kill``'s)
+    on_kill_action: str = keyed_field("fail", "on_kill")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self._set("mode", choice_param("mode", self.mode, ("quit", "term")))
-        self._set("term_timeout", duration_param("term_timeout", self.term_timeout))
         self._set(
             "on_kill_action",
             choice_param("on_kill", self.on_kill_action, ("fail", "requeue")),
         )
-
-    def params(self) -> dict[str, Any]:
-        out = super().params()
-        out["on_kill"] = out.pop("on_kill_action")
-        return out
 
     @property
     def term_wait(self) -> float:

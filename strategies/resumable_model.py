@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from .base import Front, Outcome, Requeue, Strategy, StrategyError, choice_param, duration_param
+from .base import Front, Outcome, Requeue, Strategy, StrategyError, choice_param, duration_field
 
 
 @dataclass(frozen=True)
@@ -27,27 +26,24 @@ class Resumable(Strategy):
     name = "resumable"
     summary = "Resumable engine: stop at the next item, checkpoint, resume from the cursor"
 
-    checkpoint_every: Any = 5.0
-    checkpoint_cost: Any = 0.0
-    max_runtime: Any = None
-    lease_ttl: Any = 60.0
+    checkpoint_every: float = duration_field(5.0)
+    checkpoint_cost: float = duration_field(0.0)
+    max_runtime: float | None = duration_field(None)
+    lease_ttl: float = duration_field(60.0)
     requeue: Front = "back"
 
     def __post_init__(self) -> None:
-        every = duration_param("checkpoint_every", self.checkpoint_every)
+        super().__post_init__()
+        every, ttl = self.checkpoint_every, self.lease_ttl
         if every <= 0:
-            raise StrategyError("checkpoint_every: must be > 0 (e.g. '5s')")
-        self._set("checkpoint_every", every)
-        self._set("checkpoint_cost", duration_param("checkpoint_cost", self.checkpoint_cost))
-        if self.max_runtime is not None:
-            runtime = duration_param("max_runtime", self.max_runtime)
-            if runtime <= 0:
-                raise StrategyError("max_runtime: must be > 0 (e.g. '5m'), or left out")
-            self._set("max_runtime", runtime)
-        ttl = duration_param("lease_ttl", self.lease_ttl)
+            raise StrategyError(f"checkpoint_every: must be > 0 seconds, e.g. 5.0, got {every!r}")
+        if self.max_runtime is not None and self.max_runtime <= 0:
+            raise StrategyError(
+                f"max_runtime: must be > 0 seconds, e.g. 300.0, or left out, "
+                f"got {self.max_runtime!r}"
+            )
         if ttl <= 0:
-            raise StrategyError("lease_ttl: must be > 0 (e.g. '60s')")
-        self._set("lease_ttl", ttl)
+            raise StrategyError(f"lease_ttl: must be > 0 seconds, e.g. 60.0, got {ttl!r}")
         if every > ttl / 2:
             raise StrategyError(
                 f"checkpoint_every: {every:g} s is more than half of lease_ttl ({ttl:g} s), and "

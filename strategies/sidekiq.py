@@ -12,18 +12,8 @@ hour, so it runs twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from .base import (
-    Front,
-    Lose,
-    Outcome,
-    Recover,
-    Requeue,
-    Strategy,
-    choice_param,
-    duration_param,
-)
+from .base import Front, Lose, Outcome, Recover, Requeue, Strategy, choice_param, duration_field
 
 
 @dataclass(frozen=True)
@@ -33,18 +23,16 @@ class Sidekiq(Strategy):
     name = "sidekiq"
     summary = "Sidekiq: 25 s timeout, then back to the front from scratch; SIGKILL loses it"
 
-    timeout: Any = 25.0
+    timeout: float = duration_field(25.0)
     requeue: Front = "front"
     fetch: str = "basic"
-    heartbeat_ttl: Any = 60.0
-    recovery_every: Any = 3600.0
+    heartbeat_ttl: float = duration_field(60.0)
+    recovery_every: float = duration_field(3600.0)
 
     def __post_init__(self) -> None:
-        self._set("timeout", duration_param("timeout", self.timeout))
+        super().__post_init__()
         self._set("requeue", choice_param("requeue", self.requeue, ("front", "back")))
         self._set("fetch", choice_param("fetch", self.fetch, ("basic", "reliable")))
-        self._set("heartbeat_ttl", duration_param("heartbeat_ttl", self.heartbeat_ttl))
-        self._set("recovery_every", duration_param("recovery_every", self.recovery_every))
 
     @property
     def term_wait(self) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import StrategyError
+from .base import StrategyError, keyed_field
 from .sidekiq import Sidekiq
 
 
@@ -21,26 +21,14 @@ class Split(Sidekiq):
     name = "split"
     summary = "Split into sub-jobs of `chunk` items, each a Sidekiq job"
 
-    chunk_items: int = 100
-
-    @classmethod
-    def from_params(cls, params=None, where=""):  # type: ignore[no-untyped-def]
-        """As Strategy.from_params; the scenario key ``chunk`` maps to ``chunk_items``."""
-        params = dict(params or {})
-        if "chunk" in params:
-            params["chunk_items"] = params.pop("chunk")
-        return super().from_params(params, where)
+    #: the parameter ``chunk`` (the name of the field is the decision ``chunk``'s)
+    chunk_items: int = keyed_field(100, "chunk")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         c = self.chunk_items
         if isinstance(c, bool) or not isinstance(c, int) or c < 1:
             raise StrategyError(f"chunk: {c!r} must be a whole number of items >= 1")
-
-    def params(self) -> dict:
-        out = super().params()
-        out["chunk"] = out.pop("chunk_items")
-        return out
 
     @property
     def chunk(self) -> int | None:

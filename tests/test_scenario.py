@@ -206,12 +206,12 @@ def test_unknown_keys_suggest_the_nearest(edit, message):
     assert str(info.value).startswith(message)
 
 
-def test_strategy_tables_pass_through_raw():
+def test_strategy_tables_pass_through_with_durations_in_seconds():
     d = minimal(
         strategies={"sidekiq": {"timeout": "8s", "anything": [1, {"x": 2}]}, "resumable": {}}
     )
     s = scenario_from_dict(d, "t")
-    assert s.strategies["sidekiq"]["timeout"] == "8s"
+    assert s.strategies["sidekiq"]["timeout"] == 8.0
     assert s.strategies["sidekiq"]["anything"] == (1, {"x": 2})
     assert isinstance(s.strategies, FrozenTable)
     with pytest.raises(TypeError):
@@ -412,7 +412,7 @@ def scenarios(draw):
         deploys=draw(deploys),
         crashes=Crashes(draw(st.none() | durations)),
         workload=workload,
-        strategies={"sidekiq": {"timeout": "25s"}, "resumable": {}},
+        strategies={"sidekiq": {"timeout": 25.0}, "resumable": {}},
     )
 
 
@@ -444,7 +444,7 @@ def test_with_overrides():
     assert changed.deploys.every == 1800.0
     assert changed.fleet.workers == 5
     assert changed.workload.classes[0].length == Lognormal(120.0, 1.0)
-    assert changed.strategies["sidekiq"]["timeout"] == "8s"
+    assert changed.strategies["sidekiq"]["timeout"] == 8.0
     assert changed.crashes.mtbf == 10 * DAY
     assert changed.platform.grace == 5.0
     assert changed.description == "a test"

@@ -15,7 +15,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..durations import DAY
 from ..errors import SimError
+from .checks import nonnegative, positive
 from .workloads import poisson_times
 
 __all__ = [
@@ -35,7 +37,6 @@ __all__ = [
     "platform_preset",
 ]
 
-DAY = 86400.0
 WEEK = 7 * DAY
 
 #: The deploy schedules a scenario can name.
@@ -47,28 +48,6 @@ PLATFORMS = ("heroku", "kubernetes", "ecs", "cloud-run", "fly")
 #: Heroku cycles each dyno every 24 h plus up to 216 random minutes (docs/semantics.md, platforms).
 DAILY_RESTART_PERIOD = DAY
 DAILY_RESTART_JITTER = 216 * 60.0
-
-
-def _positive(value: object, field: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise SimError(f"{field}: must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _nonnegative(value: object, field: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise SimError(f"{field}: must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -115,11 +94,11 @@ class Deploys:
             )
         every, rate, phase = values.get("every"), values.get("rate"), values.get("phase")
         if every is not None:
-            _positive(every, f"{where}.every")
+            positive(every, f"{where}.every")
         if rate is not None:
-            _positive(rate, f"{where}.rate")
+            positive(rate, f"{where}.rate")
         if phase is not None:
-            _nonnegative(phase, f"{where}.phase")
+            nonnegative(phase, f"{where}.phase")
         if schedule == "periodic" and every is None:
             raise SimError(f"{where}.every: schedule 'periodic' needs a period, e.g. '1h'")
         if schedule in ("poisson", "business-hours") and rate is None:
@@ -135,15 +114,15 @@ class Deploys:
         hours = values.get("hours", (9.0, 17.0))
         if len(hours) != 2:
             raise SimError(f"{where}.hours: must be [start, end], e.g. [9, 17], got {hours!r}")
-        start = _nonnegative(hours[0], f"{where}.hours")
-        end = _nonnegative(hours[1], f"{where}.hours")
+        start = nonnegative(hours[0], f"{where}.hours")
+        end = nonnegative(hours[1], f"{where}.hours")
         if not start < end <= 24:
             raise SimError(
                 f"{where}.hours: must be [start, end] with 0 <= start < end <= 24, "
                 f"got {list(hours)}"
             )
         for i, time in enumerate(values.get("times", ())):
-            _nonnegative(time, f"{where}.times[{i}]")
+            nonnegative(time, f"{where}.times[{i}]")
         batch_size = values.get("batch_size")
         if batch_size is not None and (
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
@@ -202,7 +181,7 @@ class Platform:
     @staticmethod
     def validate(values: Mapping[str, Any], where: str) -> None:
         """Raise SimError naming ``where.<field>`` unless ``values`` make a valid platform."""
-        _nonnegative(values["grace"], f"{where}.grace")
+        nonnegative(values["grace"], f"{where}.grace")
         preset = values.get("preset")
         if preset is not None and preset not in PLATFORMS:
             raise SimError(
@@ -267,7 +246,7 @@ class Crashes:
     def validate(values: Mapping[str, Any], where: str) -> None:
         """Raise SimError naming ``where.<field>`` unless ``values`` make valid crashes."""
         if values.get("mtbf") is not None:
-            _positive(values["mtbf"], f"{where}.mtbf")
+            positive(values["mtbf"], f"{where}.mtbf")
 
 
 def crash_times(

@@ -1,0 +1,114 @@
+"""Writing a ``Scenario`` back as the tables of a scenario file (``scenario_to_dict``):
+durations as "25s", rates as "40/d", so that ``scenario_from_dict`` reads it back to an
+equal Scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..durations import format_duration, format_rate
+from ..errors import SimError
+from .deploys import PRESETS, Deploys, Platform
+from .model import DEFAULT_CLASS, Scenario
+from .reading import LENGTH_PARAMS
+from .strategy_tables import write_strategy_params
+from .workloads import Empirical, JobClass, LengthDist
+
+__all__ = ["scenario_to_dict"]
+
+
+def _length_to_dict(length: LengthDist) -> dict[str, Any]:
+    if isinstance(length, Empirical):
+        if length.source != "inline" and Path(length.source).is_file():
+            table: dict[str, Any] = {"kind": "empirical", "file": length.source}
+            if length.column is not None:
+                table["column"] = length.column
+            return table
+        table = {"kind": "empirical", "durations": list(length.durations)}
+        if length.source != "inline":
+            table["source"] = length.source
+        return table
+    kind = getattr(length, "kind", None)
+    if kind not in LENGTH_PARAMS or not hasattr(length, "params"):
+        raise SimError(f"length: cannot write {length!r} to a scenario file; use a bundled kind")
+    table = {"kind": kind}
+    for name, value in length.params().items():
+        spec = LENGTH_PARAMS[kind][name]
+        table[name] = format_duration(value) if spec.startswith("duration") else value
+    return table
+
+
+def _class_to_dict(job_class: JobClass) -> dict[str, Any]:
+    return {
+        "name": job_class.name,
+        "weight": job_class.weight,
+        "length": _length_to_dict(job_class.length),
+        "item_time": format_duration(job_class.item_time),
+        "hang_probability": job_class.hang_probability,
+    }
+
+
+def scenario_to_dict(s: Scenario) -> dict[str, Any]:
+    """The scenario as plain tables, ready for ``tomllib``-compatible writing or JSON:
+    durations as strings ("25s"), rates as "40/d", strategy durations too; ``scenario_from_dict``
+    reads it back to an equal Scenario."""
+    platform: dict[str, Any] = {}
+    base = Platform()
+    if s.platform.preset is not None:
+        platform["preset"] = s.platform.preset
+        base = PRESETS[s.platform.preset]
+    if s.platform.grace != base.grace or s.platform.preset is None:
+        platform["grace"] = format_duration(s.platform.grace)
+    if s.platform.daily_restarts != base.daily_restarts:
+        platform["daily_restarts"] = s.platform.daily_restarts
+
+    d = s.deploys
+    deploys: dict[str, Any] = {"schedule": d.schedule}
+    if d.every is not None:
+        deploys["every"] = format_duration(d.every)
+    if d.rate is not None:
+        deploys["rate"] = format_rate(d.rate)
+    if d.schedule == "business-hours" or d.days != Deploys.days:
+        deploys["days"] = list(d.days)
+    if d.schedule == "business-hours" or d.hours != Deploys.hours:
+        deploys["hours"] = list(d.hours)
+    if d.schedule == "times" or d.times:
+        deploys["times"] = [format_duration(t) for t in d.times]
+    if d.batch_size is not None:
+        deploys["batch_size"] = d.batch_size
+    if d.phase is not None:
+        deploys["phase"] = format_duration(d.phase)
+
+    w = s.workload
+    workload: dict[str, Any] = {"arrivals": w.arrivals}
+    if w.rate is not None:
+        workload["rate"] = format_rate(w.rate)
+    if w.count is not None:
+        workload["count"] = w.count
+    only = w.classes[0]
+    if len(w.classes) == 1 and only.name == DEFAULT_CLASS and only.weight == 1.0:
+        workload["length"] = _length_to_dict(only.length)
+        workload["item_time"] = format_duration(only.item_time)
+        workload["hang_probability"] = only.hang_probability
+    else:
+        workload["classes"] = [_class_to_dict(c) for c in w.classes]
+
+    return {
+        "name": s.name,
+        "description": s.description,
+        "seed": s.seed,
+        "horizon": format_duration(s.horizon),
+        "replications": s.replications,
+        "fleet": {
+            "workers": s.fleet.workers,
+            "restart_delay": format_duration(s.fleet.restart_delay),
+        },
+        "platform": platform,
+        "deploys": deploys,
+        "crashes": {} if s.crashes.mtbf is None else {"mtbf": format_duration(s.crashes.mtbf)},
+        "workload": workload,
+        "strategies": {
+            name: write_strategy_params(name, table) for name, table in s.strategies.items()
+        },
+    }
