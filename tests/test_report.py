@@ -8,8 +8,10 @@ rows, number for number.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,12 @@ import pytest
 from PIL import Image
 
 from deploysim.sim import report
+from deploysim.sim.analysis.theory import completion_theory
+from deploysim.sim.errors import SimError
 from deploysim.sim.report import PLOTS, make_plan, make_report, read_results, render_readme
 
 COMMITTED = Path(__file__).resolve().parents[1] / "reports"
+REPORT_SOURCE = Path(report.__file__).resolve().parent
 
 #: Columns every row of results.csv has, whatever the part.
 CORE_COLUMNS = ("part", "scenario", "strategy", "seed")
@@ -124,6 +129,60 @@ def test_findings_follow_the_numbers(quick: Path) -> None:
     changed.loc[resque, "completion_rate"] = 0.5
     lowest = report.rhythm_label(min(plan.rhythms))
     assert f"`resque` at {lowest}" in _findings(render_readme(changed, plan, versions))
+
+
+def test_versions_are_the_installed_ones() -> None:
+    versions = report.package_versions()
+    assert versions["deploysim"] == metadata.version("deploysim")
+
+
+def test_completion_theory() -> None:
+    """Formula 3 at a deploy every 1h 30m with 30 s of grace and Sidekiq's 25 s timeout."""
+    period, grace, timeout = 5400.0, 30.0, 25.0
+    assert completion_theory("resque", 600.0, period, grace, timeout) == pytest.approx(
+        1 - 570 / 5400)
+    assert completion_theory("celery", 20.0, period, grace, timeout) == 1.0
+    assert completion_theory("sidekiq", 3600.0, period, grace, timeout) == 1.0
+    assert completion_theory("sidekiq", 2 * 3600.0, period, grace, timeout) == 0.0
+    assert completion_theory("resumable", 600.0, period, grace, timeout) is None
+
+
+def test_plan_holds_the_grid_values_and_their_durations() -> None:
+    plan = make_plan(quick=True)
+    (key, values), = plan.grid.grid
+    assert key == "deploys.every"
+    assert [plan.grid.value_seconds(v) for v in values] == [86400.0 / n for n in plan.rhythms]
+    assert plan.sidekiq_timeout == 25.0
+    with pytest.raises(SimError, match="no grid value"):
+        plan.grid.value_seconds("7h")
+
+
+def _report_imports(path: Path) -> set[str]:
+    """The modules of the report package that ``path`` imports (relative imports only)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:
+                found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_report_modules_import_one_way() -> None:
+    """No cycle among the report's modules; the figures read the plan and the closed forms
+    only, and nothing but the package itself draws them."""
+    graph = {p.stem: _report_imports(p) for p in REPORT_SOURCE.glob("*.py")}
+    order: list[str] = []
+    while len(order) < len(graph):
+        ready = [m for m, deps in graph.items() if m not in order and deps <= set(order)]
+        assert ready, f"an import cycle among {sorted(set(graph) - set(order))}"
+        order += sorted(ready)
+    assert all("__init__" not in deps for deps in graph.values())
+    assert {m for m, deps in graph.items() if "plots" in deps} == {"__init__"}
+    assert graph["plots"] == {"plan"}
+    text = (REPORT_SOURCE / "plots.py").read_text(encoding="utf-8")
+    assert "..fleet" not in text and "..analysis.sweep" not in text
 
 
 # -- the committed report ------------------------------------------------------------------------

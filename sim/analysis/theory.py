@@ -350,3 +350,23 @@ def mean_ci95(samples: Iterable[float]) -> tuple[float, float, float]:
     mean = float(values.mean())
     half = float(stats.t.ppf(0.975, values.size - 1)) * se
     return mean, mean - half, mean + half
+
+
+def completion_theory(strategy: str, length: float, period: float, grace: float,
+                      timeout: float) -> float | None:
+    """The closed-form completion rate of a job of ``length`` started at a uniform phase of
+    periodic deploys of ``period`` (docs/closed-forms.md, formula 3), or None for strategies
+    without one.
+
+    Wait with a kill (Resque, Celery): the job completes iff the next deploy leaves it at most
+    ``grace`` of work, ``max(0, 1 - (L - K)/P)``. Restart (Sidekiq): every job with
+    ``E[T] = L + L^2/(2P)`` finite (``L <= P``) completes in the end; a longer one only if its
+    first attempt does, with ``K`` its ``timeout``, and never after that (livelock).
+    """
+    if strategy in ("resque", "celery"):
+        return periodic_first_attempt_completes(max(length - grace, 0.0), period)
+    if strategy == "sidekiq":
+        if math.isfinite(periodic_expected_time(length, period)):
+            return 1.0
+        return periodic_first_attempt_completes(max(length - min(timeout, grace), 0.0), period)
+    return None

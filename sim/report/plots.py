@@ -2,8 +2,11 @@
 (no pyplot, no display): one colour and one marker per strategy, the same in every figure,
 from the Okabe-Ito palette, which stays distinct under the common colour-vision deficiencies.
 
-    from . import plots
+    from deploysim.sim.report import plots
     plots.draw_all(results, plan, "reports")
+
+It reads the plan (``.plan``) and the closed forms (``sim.analysis.theory``) and nothing else of
+the report: no simulator runs here.
 """
 
 from __future__ import annotations
@@ -11,17 +14,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter
 
-from ..analysis.theory import daly_expected_time
-from ..durations import format_duration
-
-if TYPE_CHECKING:
-    from . import Plan
+from ..analysis.theory import completion_theory, daly_expected_time
+from ..durations import DAY, humanize
+from .plan import Plan
 
 __all__ = [
     "MARKERS",
@@ -132,25 +133,17 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _dur(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.3g}s"
-    return format_duration(round(seconds))
-
-
 # -- completion rate ---------------------------------------------------------------------------
 
 
 def completion_vs_length(df: Any, plan: Plan, path: Path) -> Path:
     """Completion rate against job length at ``plan.chosen_rhythm``, one line per strategy,
     with the closed forms of formula 3 (restart; wait, then kill) drawn over the points."""
-    from . import DAY, completion_theory
-
     grid = df[(df["part"] == "grid") & (df["deploys_per_day"] == plan.chosen_rhythm)]
     period = DAY / plan.chosen_rhythm
     s0 = plan.grid.scenarios[0]
     grace = s0.platform.grace
-    timeout = _sidekiq_timeout(s0)
+    timeout = plan.sidekiq_timeout
     fig = _figure(9.5, 5.2)
     ax = fig.add_subplot()
     lengths = grid["length_s"]
@@ -167,7 +160,7 @@ def completion_vs_length(df: Any, plan: Plan, path: Path) -> Path:
         ax.plot(g["length_s"], g["completion_rate"], label=name, linewidth=1.8,
                 markersize=MARKER_SIZES.get(name, 6.0), zorder=3 + i, **strategy_style(name, i))
     ax.axvline(period, color="#888888", linewidth=1.0, zorder=1)
-    ax.annotate(f"deploy period P = {_dur(period)}", xy=(period, 0.72), xytext=(5, 0),
+    ax.annotate(f"deploy period P = {humanize(period)}", xy=(period, 0.72), xytext=(5, 0),
                 textcoords="offset points", rotation=90, va="center", ha="left", fontsize=9,
                 color="#555555")
     ax.set_xscale("log")
@@ -178,19 +171,13 @@ def completion_vs_length(df: Any, plan: Plan, path: Path) -> Path:
     ax.set_xlabel("job length L (log scale)")
     ax.set_ylabel("jobs completed (% of enqueued)")
     reps = int(grid["replications"].max())
-    ax.set_title(f"Completion rate by job length, a deploy every {_dur(period)} "
+    ax.set_title(f"Completion rate by job length, a deploy every {humanize(period)} "
                  f"({plan.chosen_rhythm:g} a day)\n{reps} jobs per point, each alone on a "
-                 f"worker; grace K = {_dur(grace)}; markers nest where strategies agree",
+                 f"worker; grace K = {humanize(grace)}; markers nest where strategies agree",
                  fontsize=11)
     ax.grid(True, color=GRID_COLOR, linewidth=0.6)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
     return _save(fig, path)
-
-
-def _sidekiq_timeout(scenario: Any) -> float:
-    from ..fleet.replications import strategies_of
-
-    return float(strategies_of(scenario, ["sidekiq"])["sidekiq"].timeout)  # type: ignore[attr-defined]
 
 
 def completion_heatmap(df: Any, path: Path) -> Path:
@@ -217,7 +204,7 @@ def completion_heatmap(df: Any, path: Path) -> Path:
                 continue
             ax.text(c, r, f"{100 * v:.0f}", ha="center", va="center", fontsize=7,
                     color="black" if v > 0.55 else "white")
-        ax.set_xticks(range(len(lengths)), [_dur(x) for x in lengths], rotation=45,
+        ax.set_xticks(range(len(lengths)), [humanize(x) for x in lengths], rotation=45,
                       fontsize=8)
         ax.set_yticks(range(len(rhythms)), [f"{r:g}" for r in rhythms], fontsize=8)
         ax.set_title(name, fontweight="bold")
@@ -260,7 +247,7 @@ def time_to_complete_cdf(df: Any, path: Path) -> Path:
     ax.set_xlabel("time from enqueue to completion (log scale)")
     ax.set_ylabel("jobs completed within that time (%)")
     ax.set_title(f"Time to complete, {name}: the {int(cdf['enqueued'].iloc[0]):,} jobs "
-                 f"enqueued in the first {_dur(half)}\n(a line that ends below 100% did not "
+                 f"enqueued in the first {humanize(half)}\n(a line that ends below 100% did not "
                  "complete the rest: lost, failed or still pending)", fontsize=11)
     ax.grid(True, color=GRID_COLOR, linewidth=0.6)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
@@ -306,8 +293,6 @@ def _percent_log_axis(axis: Any) -> None:
 def wasted_work(df: Any, plan: Plan, path: Path) -> Path:
     """Worker time thrown away: per bundled scenario as a share of all worker time, and per job
     of the grid at the chosen rhythm, in multiples of the job's length."""
-    from . import DAY
-
     sc = df[df["part"] == "scenarios"]
     names = _strategies(sc)
     scenarios = list(dict.fromkeys(sc["scenario"]))
@@ -349,7 +334,7 @@ def wasted_work(df: Any, plan: Plan, path: Path) -> Path:
     right.axvline(period, color="#888888", linewidth=1.0)
     right.set_xlabel("job length (log scale); grey line: the deploy period")
     right.set_ylabel("worker time wasted per job, in job lengths")
-    right.set_title(f"One job alone on a worker, a deploy every {_dur(period)}", fontsize=11)
+    right.set_title(f"One job alone on a worker, a deploy every {humanize(period)}", fontsize=11)
     right.grid(True, color=GRID_COLOR, linewidth=0.6)
     handles, labels = right.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
@@ -470,9 +455,9 @@ def checkpoint_interval(df: Any, plan: Plan, path: Path) -> Path:
     young = float(ck["young_interval_s"].iloc[0])
     daly = float(ck["daly_interval_s"].iloc[0])
     ax.axvline(young, color=OKABE_ITO["reddish purple"], linestyle=":", linewidth=2.0,
-               label=rf"Young's optimum $\sqrt{{2CM}}$ = {_dur(young)}")
+               label=rf"Young's optimum $\sqrt{{2CM}}$ = {humanize(young)}")
     ax.axvline(daly, color=OKABE_ITO["bluish green"], linestyle="-.", linewidth=1.6,
-               label=f"Daly's optimum = {_dur(daly)}")
+               label=f"Daly's optimum = {humanize(daly)}")
     ax.axhline(work / 3600, color="#888888", linewidth=1.0)
     ax.annotate("failure-free work", xy=(lo, work / 3600), xytext=(4, 4),
                 textcoords="offset points", fontsize=9, color="#555555")
@@ -480,7 +465,7 @@ def checkpoint_interval(df: Any, plan: Plan, path: Path) -> Path:
     ax.set_xlim(lo, hi)
     ticks = [t for t in (10, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600) if lo <= t <= hi]
     ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _dur(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: humanize(v)))
     ax.xaxis.set_minor_locator(NullLocator())
     top = max(float(np.nanmax(mean)), float(curve.max()))
     ax.set_yscale("log")
@@ -493,9 +478,9 @@ def checkpoint_interval(df: Any, plan: Plan, path: Path) -> Path:
     ax.set_xlabel("checkpoint interval (work between checkpoints, log scale)")
     ax.set_ylabel("time from first start to completion (hours, log scale)")
     reps = int(ck["replications"].max())
-    ax.set_title(f"Checkpointing under crashes: {_dur(work)} of work, a crash every "
-                 f"{_dur(mtbf)} on average,\ncheckpoint cost C = {_dur(cost)}, restart "
-                 f"{_dur(restart)}; {reps} jobs per point", fontsize=11)
+    ax.set_title(f"Checkpointing under crashes: {humanize(work)} of work, a crash every "
+                 f"{humanize(mtbf)} on average,\ncheckpoint cost C = {humanize(cost)}, restart "
+                 f"{humanize(restart)}; {reps} jobs per point", fontsize=11)
     ax.grid(True, color=GRID_COLOR, linewidth=0.6)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
     return _save(fig, path)
