@@ -10,12 +10,16 @@
     deploysim bench engine|sim [--quick] [--json]
     deploysim demo                           # a resumable job: Ctrl-C it, run it again
 
-Bad input gets one line on stderr naming the field or value, and exit status 2.
+Bad input gets one line on stderr naming the field or value, and exit status 2. This module
+imports only the standard library (and the engine, which needs nothing more), so ``--help`` and
+the advice to install the ``sim`` extra work on a bare install; each command imports what it
+uses when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import math
@@ -27,8 +31,12 @@ from deploysim.strategies.base import StrategyError
 from deploysim.strategies.resumable import ResumableError
 
 from .errors import SimError
+from .executors import EXECUTORS
 
 USER_ERRORS = (SimError, StrategyError, ResumableError)
+
+SIM_PACKAGES = ("simpy", "numpy", "scipy", "pandas", "matplotlib", "tqdm", "tabulate")
+"""The packages of the ``sim`` extra (``pip install 'deploysim[sim]'``), in import names."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,25 +60,21 @@ def _progress_bar(total: int, label: str) -> Any:
 # -- run -------------------------------------------------------------------------------------
 
 
-def _fmt_duration(seconds: float | None) -> str:
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
-        return "-"
-    from .durations import format_duration
-
-    if seconds >= 60:
-        return format_duration(round(seconds))
-    return f"{seconds:.3g}s"
-
-
 def _count(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() or value >= 100 else f"{value:,.1f}"
 
 
+RUN_TABLE_HEAD = ("strategy", "completed", "lost", "failed", "pending", "dup items", "wasted",
+                  "sojourn p50", "sojourn p99", "drain max", "hard kills")
+"""The columns of the table ``deploysim run`` prints."""
+
+
 def format_run_table(result: Any) -> str:
     """The table `deploysim run` prints: one row per strategy."""
-    head = ("strategy", "completed", "lost", "failed", "pending", "dup items", "wasted",
-            "sojourn p50", "sojourn p99", "drain max", "hard kills")
-    rows = [head]
+    from .durations import humanize
+    from .text import text_table
+
+    rows = []
     for name, r in result.strategies.items():
         rate = f"{100 * r['completion_rate']:.2f}%"
         ci = r.get("ci95", {}).get("completion_rate")
@@ -79,18 +83,10 @@ def format_run_table(result: Any) -> str:
         rows.append((
             name, rate, _count(r["lost"]), _count(r["failed"]), _count(r["pending"]),
             _count(r["duplicate_item_executions"]), f"{r['wasted_work_s'] / 3600:,.1f} h",
-            _fmt_duration(r["sojourn_s"]["p50"]), _fmt_duration(r["sojourn_s"]["p99"]),
-            _fmt_duration(r["drain_s"]["max"]), _count(r["hard_kills"]),
+            humanize(r["sojourn_s"]["p50"]), humanize(r["sojourn_s"]["p99"]),
+            humanize(r["drain_s"]["max"]), _count(r["hard_kills"]),
         ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = []
-    for i, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:],
-                                                                        strict=True)]
-        lines.append("  ".join(cells))
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(RUN_TABLE_HEAD, rows)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -217,10 +213,8 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .chaos import CALIBRATION_DEFAULTS, ChaosConfig, format_calibration, run_calibration
 
-    values = {**CALIBRATION_DEFAULTS, **_chaos_values(args)}
-    strategies = args.strategy_list or None
-    values.pop("strategy", None)
-    result = run_calibration(ChaosConfig.from_args(**values), strategies, progress=_say())
+    config = ChaosConfig.from_args(CALIBRATION_DEFAULTS, **_chaos_values(args))
+    result = run_calibration(config, args.strategy_list or None, progress=_say())
     return _show(result, args.json, format_calibration)
 
 
@@ -261,8 +255,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .bench.sim import bench_sim as bench_engine  # type: ignore[assignment]
         from .bench.sim import format_table  # type: ignore[assignment]
 
-    say = (lambda m: print(f"... {m}", file=sys.stderr)) if sys.stderr.isatty() else None
-    return _show(bench_engine(quick=args.quick, progress=say), args.json, format_table)
+    return _show(bench_engine(quick=args.quick, progress=_say()), args.json, format_table)
 
 
 # -- demo ------------------------------------------------------------------------------------
@@ -310,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "deploy rhythms and job lengths, with plots")
     report.add_argument("--out", default="reports", help="output folder (default: reports)")
     report.add_argument("--quick", action="store_true", help="a coarse grid, in seconds")
-    report.add_argument("--executor", choices=("processes", "serial", "dask"),
+    report.add_argument("--executor", choices=EXECUTORS,
                         default="processes", help="where cells run (default: all cores)")
     report.add_argument("--scheduler", metavar="ADDRESS",
                         help="with --executor dask: a running scheduler")
@@ -324,21 +317,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a value set on every scenario (repeatable)")
     sweep.add_argument("--strategy", action="append", metavar="NAME")
     sweep.add_argument("--out", default="sweep", help="folder for results.csv and .json")
-    sweep.add_argument("--executor", choices=("processes", "serial", "dask"),
+    sweep.add_argument("--executor", choices=EXECUTORS,
                        default="processes", help="where cells run (default: all cores)")
     sweep.add_argument("--scheduler", metavar="ADDRESS",
                        help="with --executor dask: a running scheduler (default: a local cluster)")
     sweep.set_defaults(func=_cmd_sweep)
 
-    from .chaos import CALIBRATION_DEFAULTS, CHAOS_STRATEGIES
+    from .chaos.config import CALIBRATION_DEFAULTS, CHAOS_STRATEGIES, ChaosConfig
 
-    chaos_defaults = {"strategy": "resumable", "workers": 4, "jobs": 100, "items": 200,
-                      "item_time": "2ms", "deploy_every": "2s", "grace": "500ms",
-                      "crash_every": "5s", "duration": "30s", "seed": 1}
+    chaos_defaults = ChaosConfig().flags()
     chaos = sub.add_parser("chaos", help="real worker processes, real SIGTERM and SIGKILL, and "
                                          "an audit of what was lost or repeated")
     chaos.add_argument("--strategy", help=f"one of {', '.join(CHAOS_STRATEGIES)} "
-                                          "(default resumable)")
+                                          f"(default {chaos_defaults['strategy']})")
     _add_chaos_flags(chaos, chaos_defaults)
     chaos.set_defaults(func=_cmd_chaos)
 
@@ -346,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "simulator, side by side per strategy")
     calibrate.add_argument("--strategy", dest="strategy_list", action="append", metavar="NAME",
                            help="calibrate only this strategy (repeatable; default: all)")
-    _add_chaos_flags(calibrate, CALIBRATION_DEFAULTS)
+    _add_chaos_flags(calibrate, CALIBRATION_DEFAULTS.flags())
     calibrate.set_defaults(func=_cmd_calibrate)
 
     bench = sub.add_parser("bench", help="measure the engine or the simulator")
@@ -367,15 +358,76 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# -- what each command needs ----------------------------------------------------------------
+
+_SIMULATOR = ("simpy", "numpy", "scipy")
+"""What a scenario needs to be read and simulated."""
+
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "run": (*_SIMULATOR, "tqdm"),
+    "scenarios": ("numpy", "scipy"),
+    "sweep": (*_SIMULATOR, "pandas", "tqdm"),
+    "report": SIM_PACKAGES,
+    "chaos": ("numpy", "scipy", "tabulate"),
+    "calibrate": (*_SIMULATOR, "tabulate"),
+    "bench engine": (),
+    "bench sim": _SIMULATOR,
+    "demo": ("tqdm",),
+}
+"""The packages of the ``sim`` extra each command imports (``demo`` shows a tqdm bar)."""
+
+_TABLES = ("run", "bench engine", "bench sim")
+"""Commands that print a text table (``sim.text``, on tabulate) unless given --json."""
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command as typed: "deploysim run", "deploysim bench sim"."""
+    what = getattr(args, "what", None)
+    return " ".join(("deploysim", args.command, *([what] if what else [])))
+
+
+def _needs(args: argparse.Namespace) -> tuple[str, ...]:
+    """The packages of the ``sim`` extra that the command in ``args`` imports."""
+    command = _command(args).removeprefix("deploysim ")
+    needs = _NEEDS.get(command, SIM_PACKAGES)
+    if command in _TABLES and not args.json:
+        needs = (*needs, "tabulate")
+    return needs
+
+
+def _missing(packages: Sequence[str]) -> list[str]:
+    """Those of ``packages`` that cannot be imported."""
+    missing = []
+    for name in packages:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+def _install_advice(command: str, missing: Sequence[str]) -> str:
+    return (f"`{command}` needs the simulator's packages (missing: {', '.join(missing)}); "
+            "install them with: pip install 'deploysim[sim]'")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deploysim`` command."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    missing = _missing(_needs(args))
+    if missing:
+        _fail(_install_advice(_command(args), missing))
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
         _fail(str(exc))
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").partition(".")[0]
+        if package not in SIM_PACKAGES:
+            raise
+        _fail(_install_advice(_command(args), [package]))
     except KeyboardInterrupt:
         print("deploysim: interrupted", file=sys.stderr)
         return 130

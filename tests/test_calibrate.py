@@ -8,7 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from deploysim.sim.chaos import ChaosConfig, format_calibration, run_calibration
+from deploysim.sim.chaos import (
+    CALIBRATION_DEFAULTS,
+    ChaosConfig,
+    format_calibration,
+    run_calibration,
+)
 from deploysim.sim.chaos.calibrate import RATE_TOLERANCE, WASTE_TOLERANCE, compare, simulate
 from deploysim.sim.errors import SimError
 
@@ -74,14 +79,14 @@ def test_compare_applies_the_targets() -> None:
 
 def test_bad_replications_name_their_flag() -> None:
     with pytest.raises(SimError, match="--replications"):
-        run_calibration(ChaosConfig.for_calibration(), ["sidekiq"], replications=0)
+        run_calibration(CALIBRATION_DEFAULTS, ["sidekiq"], replications=0)
     with pytest.raises(SimError, match="--strategy"):
-        run_calibration(ChaosConfig.for_calibration(), ["sidekick"])
+        run_calibration(CALIBRATION_DEFAULTS, ["sidekick"])
 
 
 @pytest.fixture(scope="module")
 def calibration() -> dict:
-    config = ChaosConfig.for_calibration()
+    config = CALIBRATION_DEFAULTS
     one = run_calibration(config, ONE_RUN)
     two = run_calibration(config, TWO_RUNS, replications=2)
     return {**one, "strategies": {**one["strategies"], **two["strategies"]},

@@ -15,7 +15,13 @@ import os
 
 import pytest
 
-from deploysim.sim.chaos import CHAOS_STRATEGIES, ChaosConfig, format_chaos, run_chaos
+from deploysim.sim.chaos import (
+    CALIBRATION_DEFAULTS,
+    CHAOS_STRATEGIES,
+    ChaosConfig,
+    format_chaos,
+    run_chaos,
+)
 from deploysim.sim.chaos.queue import BASIC, LEASED, RECORD, RELIABLE, UNACKED, discipline
 from deploysim.sim.chaos.schedule import make_schedule
 from deploysim.sim.chaos.timescale import REFERENCE_GRACE, TimeScale
@@ -66,7 +72,20 @@ def test_settings_parse_durations_and_take_defaults() -> None:
     assert config.workers == 2
     assert config.jobs == ChaosConfig().jobs
     assert ChaosConfig.from_args() == ChaosConfig()
-    assert ChaosConfig.for_calibration().crash_every == pytest.approx(0.04)
+    calibration = ChaosConfig.from_args(CALIBRATION_DEFAULTS)
+    assert calibration == CALIBRATION_DEFAULTS
+    assert calibration.crash_every == pytest.approx(0.04)
+    assert ChaosConfig.from_args(CALIBRATION_DEFAULTS, jobs=7).jobs == 7
+
+
+def test_flags_are_what_the_command_line_reads_back() -> None:
+    assert ChaosConfig().flags() == {
+        "strategy": "resumable", "workers": 4, "jobs": 100, "items": 200, "item_time": "2ms",
+        "deploy_every": "2s", "grace": "500ms", "crash_every": "5s", "duration": "30s", "seed": 1,
+    }
+    assert CALIBRATION_DEFAULTS.flags()["item_time"] == "0.5ms"
+    for config in (ChaosConfig(), CALIBRATION_DEFAULTS):
+        assert ChaosConfig.from_args(**config.flags()) == config
 
 
 def test_every_chaos_strategy_builds() -> None:

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from deploysim.sim.fleet.results import DrainStats, Intervals, LengthBucket, Result, Stats
+
 RESULT_KEYS = {
     "enqueued", "completed", "failed", "lost", "pending", "completion_rate", "executions",
     "duplicate_item_executions", "useful_work_s", "wasted_work_s", "run_time_s", "sojourn_s",
@@ -32,6 +34,12 @@ def test_run_json_follows_the_documented_shape() -> None:
         assert set(result) >= RESULT_KEYS
         assert set(result["sojourn_s"]) == {"mean", "p50", "p90", "p99", "max"}
         assert set(result["drain_s"]) == {"p50", "max"}
+        # the typed shape says what the JSON holds, no more and no less
+        assert set(result) == Result.__required_keys__ | Result.__optional_keys__
+        assert set(result["run_time_s"]) == set(result["sojourn_s"]) == Stats.__required_keys__
+        assert set(result["drain_s"]) == DrainStats.__required_keys__
+        assert set(result["ci95"]) == Intervals.__required_keys__
+        assert all(set(b) == LengthBucket.__required_keys__ for b in result["by_length"])
         assert result["replications"] == 2 and "completion_rate" in result["ci95"]
         lo, hi = result["ci95"]["completion_rate"]
         assert lo <= result["completion_rate"] <= hi
@@ -53,6 +61,9 @@ def test_the_table_names_every_strategy_and_the_scenario() -> None:
     assert any(line.startswith("resque ") for line in lines)
     assert any(line.startswith("resumable ") for line in lines)
     assert not any(line.startswith("sidekiq ") for line in lines)
+    head = next(i for i, line in enumerate(lines) if line.startswith("strategy "))
+    assert lines[head].split("  ")[0] == "strategy" and "hard kills" in lines[head]
+    assert set(lines[head + 1]) == {"-", " "}  # a rule under the head
 
 
 def test_scenarios_lists_the_bundled_set() -> None:

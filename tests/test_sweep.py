@@ -9,7 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from deploysim.sim.analysis.sweep import make_cells, run_sweep, save
+from deploysim.sim import executors
+from deploysim.sim.analysis.sweep import EXECUTORS, make_cells, run_sweep, save
 from deploysim.sim.errors import SimError
 
 SMALL = {"horizon": ["6h"], "replications": [1]}
@@ -67,6 +68,7 @@ def test_a_bad_grid_fails_before_anything_runs(grid: dict, message: str) -> None
 def test_an_unknown_executor_is_named() -> None:
     with pytest.raises(SimError, match="executor: 'threads' is not one of"):
         run_sweep(["dora-elite"], {"deploys.every": ["1h"]}, executor="threads", progress=False)
+    assert EXECUTORS is executors.EXECUTORS  # one list of executors, importable from here too
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@
     deploy_rate(timestamps)             # deploys per second
     deploys_table(timestamps)           # a scenario's [deploys] table
 
-Each law (lognormal, exponential, Weibull, Pareto) is fitted by maximum likelihood, and judged
+Each law (lognormal, exponential, Weibull, Pareto) is fitted by maximum likelihood (scipy's
+``fit`` with ``loc`` held at 0, censored values passed as ``scipy.stats.CensoredData``), and judged
 by its AIC (``2k - 2 ln L``, lower is better; it compares laws fitted to the same data) and by a
 Kolmogorov-Smirnov test of the measured durations against the fitted law. Two kinds of values
 are not plain measurements, and are used for what they say rather than dropped:
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import stats
 
 from ..durations import format_duration, parse_duration
 from ..errors import SimError
@@ -54,82 +55,39 @@ FAMILIES = ("lognormal", "exponential", "weibull", "pareto")
 DAY = 86400.0
 
 
-# -- the laws, as log-likelihood pieces --------------------------------------------------------
+# -- the laws, as scipy distributions -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Law:
-    """Log density, log CDF and log survival of one law at given parameters (vectorised)."""
+class _Family:
+    """One law as a ``scipy.stats`` distribution with ``loc`` 0: its parameters as a scenario
+    file names and orders them, and which of them is scipy's ``scale`` (the others are its
+    shape parameters, in order)."""
 
-    logpdf: Callable[[np.ndarray], np.ndarray]
-    logcdf: Callable[[np.ndarray], np.ndarray]
-    logsf: Callable[[np.ndarray], np.ndarray]
+    dist: Any
+    names: tuple[str, ...]
+    scale: str
 
-    def cdf(self, x: np.ndarray) -> np.ndarray:
-        return np.exp(self.logcdf(np.asarray(x, dtype=float)))
+    @property
+    def shapes(self) -> tuple[str, ...]:
+        return tuple(n for n in self.names if n != self.scale)
 
+    def params(self, fitted: Sequence[float]) -> dict[str, float]:
+        """Our parameters from scipy's ``(*shapes, loc, scale)``."""
+        *shapes, _loc, scale = (float(v) for v in fitted)
+        values = {**dict(zip(self.shapes, shapes, strict=True)), self.scale: scale}
+        return {n: values[n] for n in self.names}
 
-def _log1mexp(a: np.ndarray) -> np.ndarray:
-    """``log(1 - exp(-a))`` for ``a >= 0``, accurate at both ends (``-inf`` at 0)."""
-    a = np.asarray(a, dtype=float)
-    with np.errstate(divide="ignore"):
-        return np.where(a < math.log(2), np.log(-np.expm1(-a)), np.log1p(-np.exp(-a)))
-
-
-def _lognormal(median: float, sigma: float) -> _Law:
-    mu = math.log(median)
-    norm = math.log(sigma * math.sqrt(2 * math.pi))
-
-    def z(x: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return (np.log(x) - mu) / sigma
-
-    def logpdf(x: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return -0.5 * z(x) ** 2 - norm - np.log(x)
-
-    return _Law(logpdf, lambda x: special.log_ndtr(z(x)), lambda x: special.log_ndtr(-z(x)))
+    def frozen(self, params: Mapping[str, float]) -> Any:
+        """The scipy distribution at ``params``."""
+        return self.dist(*(params[n] for n in self.shapes), loc=0.0, scale=params[self.scale])
 
 
-def _exponential(mean: float) -> _Law:
-    return _Law(
-        lambda x: -math.log(mean) - x / mean,
-        lambda x: _log1mexp(x / mean),
-        lambda x: -x / mean,
-    )
-
-
-def _weibull(shape: float, scale: float) -> _Law:
-    def logpdf(x: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            r = np.log(x / scale)
-        return math.log(shape / scale) + (shape - 1) * r - np.exp(shape * r)
-
-    return _Law(
-        logpdf,
-        lambda x: _log1mexp((x / scale) ** shape),
-        lambda x: -((x / scale) ** shape),
-    )
-
-
-def _pareto(alpha: float, minimum: float) -> _Law:
-    def excess(x: np.ndarray) -> np.ndarray:  # ln(x / minimum), 0 below the minimum
-        with np.errstate(divide="ignore"):
-            return np.maximum(np.log(np.maximum(x, 0.0) / minimum), 0.0)
-
-    def logpdf(x: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            value = math.log(alpha) + alpha * math.log(minimum) - (alpha + 1) * np.log(x)
-        return np.where(x >= minimum, value, -np.inf)
-
-    return _Law(logpdf, lambda x: _log1mexp(alpha * excess(x)), lambda x: -alpha * excess(x))
-
-
-_LAWS: Mapping[str, tuple[tuple[str, ...], Callable[..., _Law]]] = {
-    "lognormal": (("median", "sigma"), _lognormal),
-    "exponential": (("mean",), _exponential),
-    "weibull": (("shape", "scale"), _weibull),
-    "pareto": (("alpha", "minimum"), _pareto),
+_LAWS: Mapping[str, _Family] = {
+    "lognormal": _Family(stats.lognorm, ("median", "sigma"), "median"),
+    "exponential": _Family(stats.expon, ("mean",), "mean"),
+    "weibull": _Family(stats.weibull_min, ("shape", "scale"), "scale"),
+    "pareto": _Family(stats.pareto, ("alpha", "minimum"), "minimum"),
 }
 
 #: Parameters that are durations (written "1m 3s" in a scenario), the others are numbers.
@@ -166,11 +124,11 @@ class LengthFit:
     n_zero: int = 0
     n_censored: int = 0
     resolution: float | None = None
-    _law: _Law = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+    _law: Any = field(repr=False, compare=False, default=None)  # the frozen scipy law
 
     def cdf(self, x: Any) -> np.ndarray:
         """P(L <= x) under the fitted law, for seconds ``x`` (vectorised)."""
-        return self._law.cdf(np.asarray(x, dtype=float))
+        return np.asarray(self._law.cdf(np.asarray(x, dtype=float)), dtype=float)
 
     def law(self, maximum: float | None = None) -> LengthDist:
         """The fitted law as a ``sim.workloads`` length distribution. ``maximum`` (seconds)
@@ -249,85 +207,42 @@ class _Data:
     zeros: int  # durations of 0, left-censored below resolution
     resolution: float
 
-    def neg_log_likelihood(self, law: _Law) -> float:
+    def sample(self) -> stats.CensoredData:
+        return stats.CensoredData(uncensored=self.exact, right=self.censored,
+                                  left=np.full(self.zeros, self.resolution))
+
+    def log_likelihood(self, law: Any) -> float:
         total = float(np.sum(law.logpdf(self.exact)))
         if self.censored.size:
             total += float(np.sum(law.logsf(self.censored)))
         if self.zeros:
-            total += self.zeros * float(law.logcdf(np.array([self.resolution]))[0])
-        return -total if math.isfinite(total) else math.inf
+            total += self.zeros * float(law.logcdf(self.resolution))
+        return total if math.isfinite(total) else -math.inf
 
-    def ks_cdf(self, law: _Law) -> Callable[[np.ndarray], np.ndarray]:
+    def ks_cdf(self, law: Any) -> Callable[[np.ndarray], np.ndarray]:
         """The law's CDF restricted to where an exact duration can fall."""
-        lo = law.cdf(np.array([self.resolution]))[0] if self.zeros else 0.0
-        hi = law.cdf(np.array([self.censored.max()]))[0] if self.censored.size else 1.0
+        lo = float(law.cdf(self.resolution)) if self.zeros else 0.0
+        hi = float(law.cdf(self.censored.max())) if self.censored.size else 1.0
         span = hi - lo
         if not span > 0:
             return lambda x: np.where(np.asarray(x) >= self.exact.min(), 1.0, 0.0)
         return lambda x: np.clip((law.cdf(np.asarray(x, dtype=float)) - lo) / span, 0.0, 1.0)
 
 
-def _start(name: str, data: _Data) -> np.ndarray:
-    """Log-parameters to start the search from: moment-like estimates from the exact values."""
-    logs = np.log(np.concatenate([data.exact, data.censored[data.censored > 0]]))
-    mu, sd = float(logs.mean()), max(float(logs.std()), 1e-3)
-    if name == "lognormal":
-        return np.log([math.exp(mu), sd])
-    if name == "exponential":
-        d = data.exact.size
-        return np.log([(data.exact.sum() + data.censored.sum()) / d])
-    if name == "weibull":
-        shape = math.pi / (math.sqrt(6) * sd)
-        return np.log([shape, math.exp(mu + float(np.euler_gamma) / shape)])
-    raise AssertionError(name)
-
-
-def _fit_pareto(data: _Data) -> tuple[dict[str, float], float]:
-    """Pareto by maximum likelihood. Its minimum is the smallest exact duration (the likelihood
-    grows with it up to there); with zeros below the resolution it must lie below that, and is
-    searched for together with alpha."""
-    top = float(data.exact.min())
-
-    def alpha_given(minimum: float) -> float:
-        excess = np.log(data.exact / minimum).sum()
-        excess += np.log(np.maximum(data.censored, minimum) / minimum).sum()
-        return data.exact.size / excess if excess > 0 else math.inf
-
-    if not data.zeros or data.resolution > top:
-        alpha = alpha_given(top)
-        if not math.isfinite(alpha):
-            raise SimError("durations: all exact durations are equal; a Pareto law needs spread")
-        params = {"alpha": float(alpha), "minimum": top}
-        return params, data.neg_log_likelihood(_pareto(**params))
-
-    def objective(theta: np.ndarray) -> float:
-        minimum = top * math.exp(-math.exp(theta[1]))
-        return data.neg_log_likelihood(_pareto(math.exp(theta[0]), minimum))
-
-    guess = alpha_given(top / 2)
-    x0 = np.array([math.log(guess if math.isfinite(guess) else 1.0), math.log(math.log(2))])
-    result = optimize.minimize(objective, x0, method="Nelder-Mead",
-                               options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 10_000})
-    params = {"alpha": math.exp(float(result.x[0])),
-              "minimum": top * math.exp(-math.exp(float(result.x[1])))}
-    return params, float(result.fun)
-
-
-def _fit_one(name: str, data: _Data) -> tuple[dict[str, float], float]:
-    names, make = _LAWS[name]
-    if name == "pareto":
-        return _fit_pareto(data)
-
-    def objective(theta: np.ndarray) -> float:
-        with np.errstate(over="ignore", invalid="ignore"):
-            return data.neg_log_likelihood(make(*np.exp(theta)))
-
-    x0 = _start(name, data)
-    result = optimize.minimize(objective, x0, method="Nelder-Mead",
-                               options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 10_000})
-    if not math.isfinite(result.fun):
+def _fit_one(name: str, data: _Data) -> tuple[dict[str, float], Any, float]:
+    """Maximum likelihood (scipy's ``fit``, ``loc`` held at 0): the parameters, the fitted
+    scipy distribution and its log-likelihood."""
+    family = _LAWS[name]
+    try:
+        with np.errstate(all="ignore"):
+            params = family.params(family.dist.fit(data.sample(), floc=0))
+    except (RuntimeError, ValueError):
+        params = {}
+    law = family.frozen(params) if params else None
+    log_likelihood = data.log_likelihood(law) if law is not None else -math.inf
+    if law is None or not math.isfinite(log_likelihood):
         raise SimError(f"durations: the {name} fit did not converge; check the data")
-    return dict(zip(names, (float(v) for v in np.exp(result.x)), strict=True)), float(result.fun)
+    return params, law, log_likelihood
 
 
 def fit_lengths(
@@ -367,15 +282,14 @@ def fit_lengths(
 
     fits = []
     for name in families:
-        params, nll = _fit_one(name, data)
-        law = _LAWS[name][1](**params)
+        params, law, log_likelihood = _fit_one(name, data)
         ks = stats.kstest(exact, data.ks_cdf(law))
         fits.append(
             LengthFit(
                 name=name,
                 params=params,
-                log_likelihood=-nll,
-                aic=2 * len(params) + 2 * nll,
+                log_likelihood=log_likelihood,
+                aic=2 * len(params) - 2 * log_likelihood,
                 ks_statistic=float(ks.statistic),
                 ks_pvalue=float(ks.pvalue),
                 n=int(values.size),

@@ -17,18 +17,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 from typing import Any
 
 from ..errors import SimError
+from ..executors import EXECUTORS, check_executor, run_all
 from ..scenario.schema import Scenario, load_scenario, with_values
 
-EXECUTORS = ("processes", "serial", "dask")
+__all__ = [
+    "EXECUTORS",
+    "Cell",
+    "cell_seed",
+    "flatten",
+    "make_cells",
+    "numeric_columns",
+    "run_cell",
+    "run_sweep",
+    "save",
+]
 
 
 @dataclass(frozen=True)
@@ -116,8 +126,7 @@ def run_sweep(
     strategy, in cell order whatever order the cells finished in."""
     import pandas as pd
 
-    if executor not in EXECUTORS:
-        raise SimError(f"executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
+    check_executor(executor)
     cells = make_cells(scenarios, grid)
     if strategies:  # fail on a bad name before any work
         from ..fleet.replications import strategies_of
@@ -125,52 +134,14 @@ def run_sweep(
         for cell in cells[:1]:
             strategies_of(cell.scenario, strategies)
     tick = _ticker(len(cells), progress)
-    rows: list[list[dict[str, Any]] | None] = [None] * len(cells)
     try:
-        if executor == "serial" or len(cells) == 1:
-            for i, cell in enumerate(cells):
-                rows[i] = run_cell(cell, strategies)
-                tick()
-        elif executor == "processes":
-            workers = min(len(cells), processes or os.cpu_count() or 1)
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(run_cell, cell, strategies): i
-                           for i, cell in enumerate(cells)}
-                for future in as_completed(futures):
-                    rows[futures[future]] = future.result()
-                    tick()
-        else:
-            rows = _run_dask(cells, strategies, scheduler, tick)
+        # a single cell runs here: no pool or cluster is worth starting for it
+        rows = run_all(run_cell, [(cell, strategies) for cell in cells],
+                       executor=executor if len(cells) > 1 else "serial",
+                       processes=processes, scheduler=scheduler, on_done=lambda _i: tick())
     finally:
         tick.close()  # type: ignore[attr-defined]
-    return pd.DataFrame([row for group in rows for row in (group or [])])
-
-
-def _run_dask(cells: list[Cell], strategies: Sequence[str] | None, scheduler: str | None,
-              tick: Any) -> list[list[dict[str, Any]] | None]:
-    try:
-        from dask.distributed import Client, LocalCluster
-        from dask.distributed import as_completed as dask_completed
-    except ImportError:
-        raise SimError(
-            "executor 'dask' needs the dask extra: pip install 'deploysim[dask]'"
-        ) from None
-    cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, dashboard_address=None)
-    rows: list[list[dict[str, Any]] | None] = [None] * len(cells)
-    try:
-        with Client(scheduler or cluster) as client:
-            futures = [client.submit(run_cell, cell, strategies, pure=False) for cell in cells]
-            index = {f.key: i for i, f in enumerate(futures)}
-            for future in dask_completed(futures):
-                rows[index[future.key]] = future.result()
-                tick()
-    finally:
-        if cluster is not None:
-            cluster.close()
-    return rows
+    return pd.DataFrame([row for group in rows for row in group])
 
 
 def _ticker(total: int, progress: bool | Callable[[int, int], None]) -> Any:
@@ -183,8 +154,6 @@ def _ticker(total: int, progress: bool | Callable[[int, int], None]) -> Any:
 
         tick.close = lambda: None  # type: ignore[attr-defined]
         return tick
-    import sys
-
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="cell", leave=False, disable=None if progress else True,

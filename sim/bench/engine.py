@@ -238,7 +238,9 @@ def meets(key: str, value: float, goals: dict[str, tuple[str, float]] | None = N
 def format_rows(results: dict[str, float], goals: dict[str, tuple[str, float]],
                 descriptions: dict[str, str]) -> str:
     """A plain-text table: metric, measured value, target, ok or MISSED, what it measures."""
-    rows = [("metric", "measured", "target", "", "")]
+    from ..text import text_table  # on tabulate: the measurements need only the engine
+
+    rows = []
     for key, value in results.items():
         if key in goals:
             op, target = goals[key]
@@ -247,17 +249,8 @@ def format_rows(results: dict[str, float], goals: dict[str, tuple[str, float]],
         else:
             target_text, verdict = "", ""
         rows.append((key, f"{value:.3g}", target_text, verdict, descriptions.get(key, "")))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = []
-    for i, (key, measured, target_text, verdict, about) in enumerate(rows):
-        line = (
-            f"{key:<{widths[0]}}  {measured:>{widths[1]}}  {target_text:<{widths[2]}}  "
-            f"{verdict:<{widths[3]}}  {about}"
-        )
-        lines.append(line.rstrip())
-        if i == 0:
-            lines.append("-" * len(line.rstrip()))
-    return "\n".join(lines)
+    return text_table(("metric", "measured", "target", "", ""), rows,
+                      right=(False, True, False, False, False))
 
 
 def format_table(results: dict[str, float]) -> str:

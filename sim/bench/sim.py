@@ -17,13 +17,14 @@ same process, simpy's bare timeout loop gives the speed of the event machinery a
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import simpy
+
+from ..executors import cores, run_all
+from .engine import format_rows
 
 targets = {"ratio": (">=", 0.5), "wall_s": ("<=", 60.0)}
 
@@ -80,10 +81,9 @@ def bench_sim(quick: bool = False, progress: Callable[[str], None] | None = None
     say = progress or (lambda _m: None)
     horizon = 86400.0 if quick else None
     names = list(simulator.strategies_of(load_scenario(scenario)))
-    say(f"{scenario}: {', '.join(names)} on {os.cpu_count()} cores")
+    say(f"{scenario}: {', '.join(names)} on {cores()} cores")
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1)) as pool:
-        runs = list(pool.map(_one, [scenario] * len(names), [horizon] * len(names), names))
+    runs = run_all(_one, [(scenario, horizon, name) for name in names])
     wall = time.perf_counter() - start
     say("simpy's bare timeout loop")
     raw = raw_simpy_events_per_s(200_000 if quick else 2_000_000)
@@ -105,6 +105,4 @@ def bench_sim(quick: bool = False, progress: Callable[[str], None] | None = None
 
 def format_table(results: dict[str, float]) -> str:
     """Metric, measured value, target and verdict, one line each."""
-    from .engine import format_rows
-
     return format_rows(results, targets, DESCRIPTIONS)

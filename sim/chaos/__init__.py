@@ -7,12 +7,18 @@
 ``run_calibration`` runs one compressed scenario for real and in the simulator and sets the
 numbers side by side (``format_calibration``). Bad settings raise ``sim.errors.SimError`` with
 a one-line message naming the flag.
+
+The settings (``ChaosConfig``, ``CHAOS_STRATEGIES``, ``CALIBRATION_DEFAULTS``) need only the
+standard library, so the command line can describe them without the simulator's packages; the
+rest is imported when first used.
 """
 
-from .calibrate import run_calibration
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
 from .config import CALIBRATION_DEFAULTS, CHAOS_STRATEGIES, ChaosConfig
-from .harness import run_chaos
-from .tables import format_calibration, format_chaos
 
 __all__ = [
     "CALIBRATION_DEFAULTS",
@@ -23,3 +29,23 @@ __all__ = [
     "run_calibration",
     "run_chaos",
 ]
+
+#: The names imported when first used, and their modules.
+_LAZY = {
+    "format_calibration": ".tables",
+    "format_chaos": ".tables",
+    "run_calibration": ".calibrate",
+    "run_chaos": ".harness",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

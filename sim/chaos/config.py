@@ -1,7 +1,10 @@
 """What a chaos run is asked to do: the flags of ``deploysim chaos`` as one frozen value.
 
 ``ChaosConfig.from_args`` reads the command line's values (numbers, or strings such as "2ms"
-and "5s"), checks them and raises ``SimError`` with a one-line message naming the flag.
+and "5s"), checks them and raises ``SimError`` with a one-line message naming the flag. The
+field defaults of ``ChaosConfig`` are those of ``deploysim chaos``; ``CALIBRATION_DEFAULTS``
+holds those of ``deploysim calibrate``, and ``flags()`` writes either back as command-line
+values (the ``--help`` text shows them).
 ``CHAOS_STRATEGIES`` names the strategies a run can put through its workers: the five of
 ``deploysim.strategies`` with the real systems' defaults, and the variants that change what a
 SIGKILL does (reliable fetch, acks_late, exactly-once effects).
@@ -9,15 +12,15 @@ SIGKILL does (reliable fetch, acks_late, exactly-once effects).
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 from typing import Any
 
 from deploysim.strategies import make_strategy
 from deploysim.strategies.base import Strategy, StrategyError
+from deploysim.strategies.hints import did_you_mean
 
 from ..durations import format_duration, parse_duration
 from ..errors import SimError
@@ -54,33 +57,6 @@ CHAOS_STRATEGIES: Mapping[str, Variant] = MappingProxyType({
 })
 """Every strategy name ``--strategy`` accepts."""
 
-_DEFAULTS: dict[str, Any] = {
-    "strategy": "resumable",
-    "workers": 4,
-    "jobs": 100,
-    "items": 200,
-    "item_time": "2ms",
-    "deploy_every": "2s",
-    "grace": "500ms",
-    "crash_every": "5s",
-    "duration": "30s",
-    "seed": 1,
-}
-
-CALIBRATION_DEFAULTS: dict[str, Any] = {
-    **_DEFAULTS,
-    "jobs": 150,
-    "items": 200,
-    "item_time": "0.5ms",
-    "deploy_every": "500ms",
-    "grace": "100ms",
-    "crash_every": "40ms",
-    "duration": "10s",
-}
-"""The defaults of ``deploysim calibrate``: a scenario dense in events (a crash every 40 ms,
-a deploy every 500 ms, jobs a little longer than the grace), so that one run of a few seconds
-holds over a hundred SIGKILLs and its totals are not at the mercy of a few of them."""
-
 MAX_WORKERS = 64
 """More worker processes than this would only measure the machine's scheduler."""
 
@@ -115,10 +91,8 @@ def _duration(value: Any, flag: str, *, positive: bool = True) -> float:
 def _strategy_name(value: Any) -> str:
     name = str(value)
     if name not in CHAOS_STRATEGIES:
-        near = difflib.get_close_matches(name, list(CHAOS_STRATEGIES), n=1)
-        hint = f"did you mean '{near[0]}'? " if near else ""
-        raise SimError(
-            f"--strategy: '{name}' is unknown; {hint}known: {', '.join(CHAOS_STRATEGIES)}")
+        hint = did_you_mean(name, CHAOS_STRATEGIES, always=True)
+        raise SimError(f"--strategy: '{name}' is unknown; {hint}")
     return name
 
 
@@ -129,7 +103,9 @@ class ChaosConfig:
     then SIGKILL after ``grace``) and SIGKILL crashes of random workers ``crash_every`` seconds
     apart on average, for at most ``duration`` seconds. ``deploy_every`` or ``crash_every`` of
     0 turns deploys or crashes off. ``params`` overrides the strategy's parameters, in
-    real-world time (they are scaled like its defaults; see ``timescale``)."""
+    real-world time (they are scaled like its defaults; see ``timescale``).
+
+    The field defaults are the defaults of ``deploysim chaos``, defined here only."""
 
     strategy: str = "resumable"
     workers: int = 4
@@ -144,25 +120,19 @@ class ChaosConfig:
     params: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def from_args(cls, **values: Any) -> ChaosConfig:
-        """Build from command-line values; None or a missing key takes the default of
-        ``deploysim chaos``. Raises SimError with a message naming the flag (``--item-time``)
-        when a value is wrong. ``params`` (a mapping) overrides the strategy's parameters."""
-        return cls._build(_DEFAULTS, values)
-
-    @classmethod
-    def for_calibration(cls, **values: Any) -> ChaosConfig:
-        """As ``from_args``, with the defaults of ``deploysim calibrate``
-        (``CALIBRATION_DEFAULTS``)."""
-        return cls._build(CALIBRATION_DEFAULTS, values)
-
-    @classmethod
-    def _build(cls, defaults: Mapping[str, Any], values: Mapping[str, Any]) -> ChaosConfig:
-        unknown = set(values) - set(defaults) - {"params"}
+    def from_args(cls, defaults: ChaosConfig | None = None, **values: Any) -> ChaosConfig:
+        """Build from command-line values; None or a missing key takes the value of
+        ``defaults`` (default: ``ChaosConfig()``, the defaults of ``deploysim chaos``; pass
+        ``CALIBRATION_DEFAULTS`` for those of ``deploysim calibrate``). Raises SimError with a
+        message naming the flag (``--item-time``) when a value is wrong. ``params`` (a
+        mapping) overrides the strategy's parameters."""
+        base = cls() if defaults is None else defaults
+        unknown = set(values) - set(_SETTINGS) - {"params"}
         if unknown:
             raise SimError(f"unknown chaos setting(s): {', '.join(sorted(unknown))}")
-        v = {k: (values.get(k) if values.get(k) is not None else d) for k, d in defaults.items()}
-        params = values.get("params") or {}
+        v = {k: (values[k] if values.get(k) is not None else getattr(base, k)) for k in _SETTINGS}
+        params = values.get("params")
+        params = dict(base.params) if params is None else params
         if not isinstance(params, Mapping):
             params = dict(params)
         config = cls(
@@ -181,10 +151,17 @@ class ChaosConfig:
         config.make_strategy()  # the parameters must make a valid strategy
         return config
 
+    def flags(self) -> dict[str, Any]:
+        """The settings as command-line values (durations written "2ms", "5s"; ``params``
+        left out), which ``from_args`` reads back to the same settings."""
+        out: dict[str, Any] = {}
+        for name in _SETTINGS:
+            value = getattr(self, name)
+            out[name] = format_duration(value) if isinstance(value, float) else value
+        return out
+
     def with_strategy(self, name: str) -> ChaosConfig:
         """The same run with another strategy (``params`` dropped: they belong to the old one)."""
-        from dataclasses import replace
-
         return replace(self, strategy=_strategy_name(name), params=())
 
     @property
@@ -199,9 +176,14 @@ class ChaosConfig:
 
     def make_strategy(self) -> Strategy:
         """The strategy value with the real systems' defaults and ``params``, not yet scaled."""
+        # durations written as text ("1m") become seconds, as in a scenario's strategy tables
+        from ..scenario.strategy_tables import read_strategy_params
+
         variant = self.variant
+        params = {**variant.params, **dict(self.params)}
         try:
-            return make_strategy(variant.base, {**variant.params, **dict(self.params)})
+            return make_strategy(variant.base, read_strategy_params(
+                variant.base, params, f"--strategy {self.strategy}: params"))
         except StrategyError as exc:
             raise SimError(f"--strategy {self.strategy}: {exc}") from None
 
@@ -235,3 +217,13 @@ class ChaosConfig:
                 f"x {format_duration(self.item_time)}, {deploys} (grace "
                 f"{format_duration(self.grace)}), {crashes}, at most "
                 f"{format_duration(self.duration)}, seed {self.seed}")
+
+
+_SETTINGS = tuple(f.name for f in fields(ChaosConfig) if f.name != "params")
+"""The settings a command line sets: every field but ``params``."""
+
+CALIBRATION_DEFAULTS = ChaosConfig(
+    jobs=150, item_time=0.0005, deploy_every=0.5, grace=0.1, crash_every=0.04, duration=10.0)
+"""The defaults of ``deploysim calibrate``: a scenario dense in events (a crash every 40 ms,
+a deploy every 500 ms, jobs a little longer than the grace), so that one run of a few seconds
+holds over a hundred SIGKILLs and its totals are not at the mercy of a few of them."""

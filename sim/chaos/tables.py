@@ -4,30 +4,21 @@ real and simulated numbers side by side."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 from ..durations import format_duration
+from ..text import text_table
 
 
 def _seconds(value: float | None) -> str:
+    """A chaos figure in seconds or milliseconds ("2.35 s", "1.0 ms"). Chaos runs are
+    compressed: item times, pick-ups and wasted work are mostly below a second, where
+    ``durations.humanize`` would write "0.00102s"."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if value >= 1:
         return f"{value:.2f} s"
     return f"{1000 * value:.1f} ms"
-
-
-def _grid(rows: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [c.rjust(w) if r else c.ljust(w)
-                 for c, w, r in zip(row, widths, right, strict=True)]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def format_chaos(audit: dict[str, Any]) -> str:
@@ -68,17 +59,16 @@ def format_chaos(audit: dict[str, Any]) -> str:
 def format_calibration(result: dict[str, Any]) -> str:
     """A calibration: per strategy, the real and simulated numbers side by side."""
     c = result["config"]
-    head = (
+    title = (
         f"calibration: {c['workers']} workers, {c['jobs']} jobs x {c['items']} items x "
         f"{format_duration(c['item_time_s'])}, deploy every {format_duration(c['deploy_every_s'])}"
         f" (grace {format_duration(c['grace_s'])}), a crash every "
         f"{format_duration(c['crash_every_s'])}, seed {c['seed']}, "
         f"{c.get('replications', 1)} replication(s); real / simulated"
     )
-    rows: list[tuple[str, ...]] = [(
-        "strategy", "completion", "diff", "wasted work", "diff", "dup items", "lost", "failed",
-        "SIGKILLs", "agree",
-    )]
+    head = ("strategy", "completion", "diff", "wasted work", "diff", "dup items", "lost",
+            "failed", "SIGKILLs", "agree")
+    rows: list[tuple[str, ...]] = []
     for name, r in result["strategies"].items():
         real, sim = r["real"], r["sim"]
         rows.append((
@@ -98,4 +88,4 @@ def format_calibration(result: dict[str, Any]) -> str:
             f"{100 * t['wasted_work_rel']:g}%; the simulated waste of the resumable engine "
             f"includes the measured cost of each resumed attempt, which the simulator does not "
             f"model")
-    return "\n".join((head, "", _grid(rows, (False,) + (True,) * 9), "", foot))
+    return "\n".join((title, "", text_table(head, rows), "", foot))

@@ -1,11 +1,18 @@
 """Results: the ledger of each run summarised, replications combined, as plain values that
-print as a table, serialise to JSON and turn into pandas DataFrames."""
+print as a table, serialise to JSON and turn into pandas DataFrames.
+
+A strategy's result is a plain dict, the RESULT object of ``deploysim run --json``; its shape
+is ``RunResult`` for one run (``summarize``) and ``Result`` once replications are combined
+(``combine``). They are TypedDicts: documentation for readers and type checkers, plain dicts
+at run time, so ``r["completed"]`` reads them and ``json.dump`` writes them.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import numpy as np
 
@@ -28,10 +35,93 @@ CI_KEYS = (
 )
 
 
-def _stats(values: np.ndarray) -> dict[str, float | None]:
+class Stats(TypedDict):
+    """Mean, percentiles and maximum of some seconds (each None when there are none)."""
+
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    max: float | None
+
+
+class DrainStats(TypedDict):
+    """Per deploy, SIGTERM to the last worker's exit: median and maximum (None without
+    deploys)."""
+
+    p50: float | None
+    max: float | None
+
+
+class LengthBucket(TypedDict):
+    """The jobs of lengths in ``[lo_s, hi_s)`` and the share of them that completed."""
+
+    lo_s: float
+    hi_s: float
+    enqueued: int
+    completed: int
+    rate: float
+
+
+class Intervals(TypedDict):
+    """95% confidence intervals ``[lo, hi]`` of the headline numbers (``CI_KEYS``)."""
+
+    completion_rate: list[float]
+    completed: list[float]
+    failed: list[float]
+    lost: list[float]
+    pending: list[float]
+    executions: list[float]
+    duplicate_item_executions: list[float]
+    useful_work_s: list[float]
+    wasted_work_s: list[float]
+    hard_kills: list[float]
+
+
+class RunResult(TypedDict):
+    """One run of one strategy (``summarize``), keys in the order of the JSON output. Counts
+    are whole numbers; once replications are combined (``Result``) every number is their mean,
+    and a number no replication had (``completion_rate`` with nothing enqueued, nan here)
+    becomes None. Every enqueued job ends completed, failed, pending or lost, and
+    ``lost = enqueued - completed - failed - pending``."""
+
+    enqueued: float
+    completed: float
+    failed: float
+    lost: float
+    pending: float
+    completion_rate: float | None
+    executions: float  # attempts started
+    duplicate_item_executions: float
+    useful_work_s: float  # the lengths of the completed jobs
+    wasted_work_s: float  # worker time beyond them
+    hung_time_s: float
+    run_time_s: Stats  # first start to completion
+    sojourn_s: Stats  # enqueue to completion
+    drain_s: DrainStats
+    deploys: float
+    hard_kills: float
+    crashes: float
+    explicitly_lost: float  # the losses the models recorded, a cross-check of ``lost``
+    by_length: list[LengthBucket]  # buckets two per decade of length
+
+
+class _Replicated(RunResult):
+    replications: int
+
+
+class Result(_Replicated, total=False):
+    """A strategy's result over its replications (``combine``): the means of ``RunResult``'s
+    numbers, ``by_length`` pooled, ``replications``, and with more than one replication
+    ``ci95`` (the one key that may be absent)."""
+
+    ci95: Intervals
+
+
+def _stats(values: np.ndarray) -> Stats:
     values = values[~np.isnan(values)]
     if values.size == 0:
-        return dict.fromkeys(STAT_KEYS)
+        return {"mean": None, "p50": None, "p90": None, "p99": None, "max": None}
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
     return {
         "mean": float(values.mean()),
@@ -52,8 +142,8 @@ def length_buckets(lengths: np.ndarray) -> np.ndarray:
     return 10.0 ** (np.arange(lo, hi + 1) / 2)
 
 
-def summarize(ledger: Ledger) -> dict[str, Any]:
-    """One run's RESULT object (see the README's JSON reference)."""
+def summarize(ledger: Ledger) -> RunResult:
+    """One run's RESULT object (its shape: ``RunResult``)."""
     a = ledger.arrays()
     enq = ~np.isnan(a["enqueue_t"])
     done = ~np.isnan(a["done_t"]) & enq
@@ -78,7 +168,7 @@ def summarize(ledger: Ledger) -> dict[str, Any]:
 
     edges = length_buckets(lengths[enq])
     which = np.clip(np.searchsorted(edges, lengths, side="right") - 1, 0, len(edges) - 2)
-    by_length = []
+    by_length: list[LengthBucket] = []
     for b in range(len(edges) - 1):
         in_b = enq & (which == b)
         n_b = int(in_b.sum())
@@ -123,6 +213,9 @@ def summarize(ledger: Ledger) -> dict[str, Any]:
 
 
 def _ci95(values: list[float]) -> list[float]:
+    """The two-sided 95% Student-t interval of the mean of ``values``: mean -/+
+    t(0.975, n - 1) s / sqrt(n). Written out rather than ``stats.t.interval``, which gives nan
+    when every value is the same (a zero scale) and rounds the last digit differently."""
     from scipy import stats
 
     x = np.asarray(values, dtype=float)
@@ -133,19 +226,20 @@ def _ci95(values: list[float]) -> list[float]:
     return [mean - half, mean + half]
 
 
-def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def combine(runs: list[RunResult]) -> Result:
     """Several replications' RESULTs as one: numbers are means, ``ci95`` holds 95% confidence
     intervals of the headline numbers, ``by_length`` is pooled."""
     if len(runs) == 1:
         return {**runs[0], "replications": 1}
+    rows = cast(list[Mapping[str, Any]], runs)
     out: dict[str, Any] = {}
-    for key, value in runs[0].items():
+    for key, value in rows[0].items():
         if key == "by_length":
             continue
         if isinstance(value, dict):
-            out[key] = {k: _mean([r[key][k] for r in runs]) for k in value}
+            out[key] = {k: _mean([r[key][k] for r in rows]) for k in value}
         else:
-            out[key] = _mean([r[key] for r in runs])
+            out[key] = _mean([r[key] for r in rows])
     pooled: dict[tuple[float, float], list[int]] = {}
     for r in runs:
         for b in r["by_length"]:
@@ -156,9 +250,9 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
         {"lo_s": lo, "hi_s": hi, "enqueued": e, "completed": c, "rate": c / e}
         for (lo, hi), (e, c) in sorted(pooled.items())
     ]
-    out["ci95"] = {k: _ci95([r[k] for r in runs]) for k in CI_KEYS}
+    out["ci95"] = {k: _ci95([r[k] for r in rows]) for k in CI_KEYS}
     out["replications"] = len(runs)
-    return out
+    return cast(Result, out)
 
 
 def _mean(values: list[Any]) -> Any:
@@ -173,7 +267,7 @@ class ScenarioResult:
     scenario: str
     seed: int
     horizon_s: float
-    strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    strategies: dict[str, Result] = field(default_factory=dict)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
