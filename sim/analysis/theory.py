@@ -42,6 +42,7 @@ from ..errors import SimError
 
 __all__ = [
     "LengthDistribution",
+    "completion_theory",
     "daly_expected_time",
     "daly_interval",
     "mean_ci95",
@@ -346,9 +347,11 @@ def mean_ci95(samples: Iterable[float]) -> tuple[float, float, float]:
     to normal (central limit theorem). Needs ``n >= 2``.
     """
     values = _as_array(samples)
-    se = standard_error(values)
+    if values.size < 2:
+        raise SimError(f"samples must hold at least 2 values, got {values.size}")
     mean = float(values.mean())
-    half = float(stats.t.ppf(0.975, values.size - 1)) * se
+    # written out: stats.t.interval gives (nan, nan) for identical samples (a zero scale)
+    half = float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size))
     return mean, mean - half, mean + half
 
 
