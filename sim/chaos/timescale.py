@@ -15,27 +15,12 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from deploysim.strategies.base import Strategy
+from deploysim.strategies.base import DURATION, Strategy
 
 REFERENCE_GRACE = 30.0
 """Seconds of grace that a run's ``--grace`` stands for: the default of Heroku, Kubernetes and
 AWS ECS (docs/semantics.md, platforms)."""
 
-DURATION_PARAMS = (
-    "timeout",
-    "heartbeat_ttl",
-    "recovery_every",
-    "term_timeout",
-    "visibility_timeout",
-    "soft_shutdown_timeout",
-    "time_limit",
-    "soft_time_limit",
-    "checkpoint_every",
-    "checkpoint_cost",
-    "max_runtime",
-    "lease_ttl",
-)
-"""The strategy parameters that are durations, in any strategy class; all are scaled."""
 
 SIDEKIQ_BEATS_PER_TTL = 6
 """Sidekiq writes its heartbeat every 10 s and lets it expire after 60 s."""
@@ -63,6 +48,6 @@ class TimeScale:
         changes = {}
         for f in dataclasses.fields(strategy):
             value = getattr(strategy, f.name)
-            if (f.init and f.name in DURATION_PARAMS and isinstance(value, float)):
+            if f.init and f.metadata.get(DURATION) and isinstance(value, float):
                 changes[f.name] = self.seconds(value)
         return dataclasses.replace(strategy, **changes)
