@@ -8,15 +8,18 @@ on whole seconds and the times below can be checked by hand.
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
+import simpy
 
 from deploysim.sim.fleet.ledger import Ledger
 from deploysim.sim.fleet.results import summarize
-from deploysim.sim.fleet.simulation import FleetSim
+from deploysim.sim.fleet.simulation import CountingEnvironment, FleetSim, scheduled_events
+from deploysim.sim.fleet.work import Draws
 from deploysim.strategies.base import Strategy, StrategyError
 from deploysim.strategies.celery import Celery
 from deploysim.strategies.resque import Resque
@@ -64,20 +67,23 @@ def simulate(
     crashes: list[list[float]] | None = None,
 ) -> Run:
     """Run ``strategy`` over the given jobs, deploys, platform restarts and crashes."""
-    sim = FleetSim(
-        strategy,
-        workers=workers,
-        restart_delay=restart_delay,
-        grace=grace,
-        horizon=horizon,
+    draws = Draws(
         arrivals=np.array([j.at for j in jobs], dtype=float),
         lengths=np.array([j.length for j in jobs], dtype=float),
         items=np.array([j.items or round(j.length) for j in jobs], dtype=np.int64),
         hangs=np.array([j.hangs for j in jobs], dtype=bool),
         deploys=np.array(deploys, dtype=float),
+        restarts=[np.array(r, dtype=float) for r in restarts or []],
+        crashes=[np.array(c, dtype=float) for c in crashes or []],
+    )
+    sim = FleetSim(
+        strategy,
+        draws,
+        workers=workers,
+        restart_delay=restart_delay,
+        grace=grace,
+        horizon=horizon,
         batch_size=batch_size,
-        restarts=None if restarts is None else [np.array(r, dtype=float) for r in restarts],
-        crashes=None if crashes is None else [np.array(c, dtype=float) for c in crashes],
     )
     ledger = sim.run()
     result = summarize(ledger)
@@ -491,3 +497,31 @@ def test_length_buckets_add_up_to_the_enqueued_jobs() -> None:
     # the long jobs are the ones the deploy's SIGKILL took
     assert [b["rate"] for b in buckets][-1] == 0.0
     assert buckets[0]["rate"] == 1.0
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+def _three_timeouts(env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
+    for _ in range(3):
+        yield env.timeout(1)
+
+
+def test_scheduled_events_counts_every_event_simpy_schedules() -> None:
+    # the process's start, its three timeouts and its end: five events
+    env = CountingEnvironment()
+    env.process(_three_timeouts(env))
+    env.run()
+    assert scheduled_events(env) == 5
+    with pytest.raises(TypeError, match="counting=True"):
+        scheduled_events(simpy.Environment())
+
+
+def test_a_fleet_counts_the_events_of_its_run() -> None:
+    draws = Draws(arrivals=np.zeros(1), lengths=np.array([10.0]), items=np.array([10]),
+                  hangs=np.zeros(1, dtype=bool), deploys=np.zeros(0))
+    sim = FleetSim(Sidekiq(), draws, workers=1, restart_delay=0, grace=30, horizon=100,
+                   counting=True)
+    assert sim.events == 0
+    sim.run()
+    assert sim.events == scheduled_events(sim.env) > 0

@@ -37,6 +37,7 @@ from deploysim.sim.analysis.theory import (
 from deploysim.sim.fleet.ledger import Ledger
 from deploysim.sim.fleet.results import summarize
 from deploysim.sim.fleet.simulation import FleetSim
+from deploysim.sim.fleet.work import Draws
 from deploysim.strategies import make_strategy
 from deploysim.strategies.base import Strategy
 
@@ -109,18 +110,16 @@ def one_job(
     grace: float = GRACE,
 ) -> Ledger:
     """One job arriving at 0 on one worker; ``crashes`` are that worker's SIGKILL times."""
-    return FleetSim(
-        strategy,
-        workers=1,
-        restart_delay=downtime,
-        grace=grace,
-        horizon=horizon,
+    draws = Draws(
         arrivals=np.zeros(1),
         lengths=np.array([float(length)]),
         items=np.array([items]),
         hangs=np.zeros(1, dtype=bool),
         deploys=deploys,
-        crashes=None if crashes is None else [crashes],
+        crashes=() if crashes is None else [crashes],
+    )
+    return FleetSim(
+        strategy, draws, workers=1, restart_delay=downtime, grace=grace, horizon=horizon
     ).run()
 
 
@@ -300,17 +299,20 @@ def test_restart_different(
     wanted, jobs = 3000, 12_000
     horizon = 1.5 * wanted * theory
     rng = np.random.default_rng(seed)
-    ledger = FleetSim(
-        sidekiq_restart("back"),
-        workers=1,
-        restart_delay=downtime,
-        grace=GRACE,
-        horizon=horizon,
+    draws = Draws(
         arrivals=np.zeros(jobs),
         lengths=law.sample(rng, jobs),
         items=np.ones(jobs, dtype=np.int64),
         hangs=np.zeros(jobs, dtype=bool),
         deploys=poisson_times(rng, mtbd, horizon),
+    )
+    ledger = FleetSim(
+        sidekiq_restart("back"),
+        draws,
+        workers=1,
+        restart_delay=downtime,
+        grace=GRACE,
+        horizon=horizon,
     ).run()
     a = ledger.arrays()
     assert np.isnan(a["first_start"][-1]), "the backlog ran out: re-queued jobs came back"

@@ -1,14 +1,14 @@
 """Calibration: one compressed scenario run for real by the chaos harness and in the simulator,
 with the same parameters, side by side.
 
-The simulator (``sim.fleet.FleetSim``) is fed what really happened, not what was planned: the
-deploys at the times the controller sent its SIGTERMs, each crash at the time and on the worker
-slot its SIGKILL really hit, the same grace, each job's length as measured (its items times its
-own mean item time, plus the measured fixed cost of an attempt), the mean delay from a worker's
-death to its replacement being ready, the same scaled strategy value (``timescale``), and the
-real run's end as its horizon. Agreement is asked of the completion rate (within
-``RATE_TOLERANCE``) and of the wasted work (within ``WASTE_TOLERANCE`` of the larger of the two,
-and never less than one job's length: see ``waste_floor``).
+The simulator (``sim.fleet.simulation.FleetSim``) is fed what really happened, not what was
+planned: the deploys at the times the controller sent its SIGTERMs, each crash at the time and on
+the worker slot its SIGKILL really hit (its ``Draws``), the same grace, each job's length as
+measured (its items times its own mean item time, plus the measured fixed cost of an attempt),
+the mean delay from a worker's death to its replacement being ready, the same scaled strategy
+value (``timescale``), and the real run's end as its horizon. Agreement is asked of the
+completion rate (within ``RATE_TOLERANCE``) and of the wasted work (within ``WASTE_TOLERANCE``
+of the larger of the two, and never less than one job's length: see ``waste_floor``).
 
 Where the two differ, and why:
 
@@ -59,6 +59,7 @@ from deploysim.strategies.resumable_model import Resumable
 from ..errors import SimError
 from ..fleet.results import summarize
 from ..fleet.simulation import FleetSim
+from ..fleet.work import Draws
 from .config import ChaosConfig
 from .harness import run_chaos
 
@@ -87,18 +88,21 @@ def simulate(config: ChaosConfig, audit: dict[str, Any]) -> dict[str, Any]:
     crashes = [np.array(sorted(t for t, slot in timeline["crashes"] if slot == w), dtype=float)
                for w in range(workers)]
     strategy = config.scaled_strategy()
-    sim = FleetSim(
-        strategy,
-        workers=workers,
-        restart_delay=audit["restart_delay_s"],
-        grace=config.grace,
-        horizon=timeline["end_s"],
+    draws = Draws(
         arrivals=np.zeros(n),
         lengths=np.array(timeline["job_lengths_s"], dtype=float),
         items=items,
         hangs=np.zeros(n, dtype=bool),
         deploys=np.array(timeline["deploys"], dtype=float),
         crashes=crashes,
+    )
+    sim = FleetSim(
+        strategy,
+        draws,
+        workers=workers,
+        restart_delay=audit["restart_delay_s"],
+        grace=config.grace,
+        horizon=timeline["end_s"],
     )
     ledger = sim.run()
     result = summarize(ledger)

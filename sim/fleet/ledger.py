@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .simulation import Unit
+from .work import DeployRecord
 
 NAN = math.nan
 
@@ -41,12 +39,15 @@ class Ledger:
         self.work = [0.0] * n
         self.units: dict[int, int] = {}  # job -> number of sub-jobs, for split jobs
         self._units_done: dict[int, int] = {}
+        # unit key -> how many of the unit's items have ever completed (its furthest item), for
+        # counting each item once however often it runs; dropped when the unit completes
+        self.furthest: dict[str, int] = {}
         self.hung_time = 0.0
         self.hard_kills = 0
         self.crashes = 0
         self.pending: set[int] = set()
         self.retained: dict[int, float] = {}
-        self.deploys: list[Any] = []
+        self.deploys: list[DeployRecord] = []
         self.horizon = NAN
 
     # -- records, as things happen ------------------------------------------------------------
@@ -55,47 +56,50 @@ class Ledger:
         """The job entered the queue for the first time."""
         self.enqueue_t[job] = now
 
-    def started(self, unit: Unit, now: float) -> None:
-        """An attempt of the unit began."""
-        j = unit.job
-        self.executions[j] += 1
-        if not self.first_start[j] <= now:
-            self.first_start[j] = now
+    def started(self, job: int, now: float) -> None:
+        """An attempt of one of the job's units began."""
+        self.executions[job] += 1
+        if not self.first_start[job] <= now:
+            self.first_start[job] = now
 
-    def attempt(self, unit: Unit, elapsed: float, hung: float) -> None:
+    def attempt(self, job: int, elapsed: float, hung: float) -> None:
         """An attempt ended after ``elapsed`` seconds of worker time, ``hung`` of them on a hung
         item."""
-        self.work[unit.job] += elapsed
+        self.work[job] += elapsed
         self.hung_time += hung
 
-    def items_run(self, unit: Unit, count: int, reached: int | None = None) -> None:
-        """``count`` items executed, the unit's furthest item now ``reached`` (default: count,
-        for attempts that start from scratch)."""
-        j = unit.job
-        self.item_execs[j] += count
+    def items_run(self, job: int, unit: str, count: int, reached: int | None = None) -> int:
+        """``count`` items of the job's unit ``unit`` (its key) executed, the unit's furthest
+        item now ``reached`` (default: count, for attempts that start from scratch). Returns the
+        unit's furthest item before these: where a crash that undoes them takes it back to."""
+        self.item_execs[job] += count
         reached = count if reached is None else reached
-        if reached > unit.done:
-            self.unique_items[j] += reached - unit.done
-            unit.done = reached
+        before = self.furthest.get(unit, 0)
+        if reached > before:
+            self.unique_items[job] += reached - before
+            self.furthest[unit] = reached
+        return before
 
-    def items_undo(self, unit: Unit, count: int, reached: int) -> None:
-        """A crash: ``count`` items counted ahead of time never finished."""
-        j = unit.job
-        self.item_execs[j] -= count
-        if reached < unit.done:
-            self.unique_items[j] -= unit.done - reached
-            unit.done = reached
+    def items_undo(self, job: int, unit: str, count: int, reached: int) -> None:
+        """A crash: ``count`` items of the unit counted ahead of time never finished; its
+        furthest item is back to ``reached``."""
+        self.item_execs[job] -= count
+        before = self.furthest.get(unit, 0)
+        if reached < before:
+            self.unique_items[job] -= before - reached
+            self.furthest[unit] = reached
 
-    def unit_done(self, unit: Unit, now: float) -> None:
-        """The unit completed; the job completes with its last unit."""
-        j = unit.job
-        total = self.units.get(j)
+    def unit_done(self, job: int, unit: str, now: float) -> None:
+        """The job's unit ``unit`` completed (it runs no more); the job completes with its last
+        unit."""
+        self.furthest.pop(unit, None)
+        total = self.units.get(job)
         if total is not None:
-            done = self._units_done.get(j, 0) + 1
-            self._units_done[j] = done
+            done = self._units_done.get(job, 0) + 1
+            self._units_done[job] = done
             if done < total:
                 return
-        self.done_t[j] = now
+        self.done_t[job] = now
 
     def failed(self, job: int, now: float) -> None:
         """The job went to the failed queue."""
@@ -110,17 +114,16 @@ class Ledger:
     def close(
         self,
         horizon: float,
-        pending_units: Iterable[Unit],
-        deploys: list[Any],
+        pending: Iterable[int],
+        deploys: list[DeployRecord],
         retained: dict[int, float],
     ) -> None:
-        """Record what was still in flight at the horizon, and freeze the records."""
+        """Record what was still in flight at the horizon (the jobs of the units still queued,
+        delayed or running), and freeze the records."""
         self.horizon = horizon
         done = self.done_t
         fail = self.fail_t
-        self.pending = {
-            u.job for u in pending_units if math.isnan(done[u.job]) and math.isnan(fail[u.job])
-        }
+        self.pending = {j for j in pending if math.isnan(done[j]) and math.isnan(fail[j])}
         self.deploys = deploys
         self.retained = retained
 

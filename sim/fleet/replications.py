@@ -10,23 +10,25 @@ the strategies', not the dice's).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from deploysim.strategies import STRATEGIES, make_strategy
 from deploysim.strategies.base import Strategy, StrategyError
+from deploysim.strategies.hints import did_you_mean
 
 from ..errors import SimError
+from ..executors import run_all
 from ..scenario.deploys import crash_times, daily_restart_times, deploy_times
 from ..scenario.schema import Scenario
 from ..scenario.workloads import arrival_times, sample_jobs
 from .results import ScenarioResult, combine, summarize
 from .simulation import FleetSim
+from .work import Draws
+
+__all__ = ["Draws", "draw", "fleet_for", "run", "simulate_one", "strategies_of"]
 
 
 def strategies_of(scenario: Scenario, names: Iterable[str] | None = None) -> dict[str, Strategy]:
@@ -42,11 +44,10 @@ def strategies_of(scenario: Scenario, names: Iterable[str] | None = None) -> dic
         params = dict(tables.get(name, {}))
         base = params.pop("strategy", name)
         if name not in STRATEGIES and name not in tables:
-            import difflib
-
-            near = difflib.get_close_matches(name, available, n=1)
-            hint = f"did you mean '{near[0]}'? " if near else ""
-            raise SimError(f"strategy '{name}': unknown; {hint}known: {', '.join(available)}")
+            known = f"known: {', '.join(available)}"
+            hint = did_you_mean(name, available)
+            hint = known if hint == known else f"{hint} {known}"
+            raise SimError(f"strategy '{name}': unknown; {hint}")
         try:
             if base not in STRATEGIES:
                 raise StrategyError(
@@ -57,19 +58,6 @@ def strategies_of(scenario: Scenario, names: Iterable[str] | None = None) -> dic
             msg = str(exc).replace(f"strategies.{base}.", f"strategies.{name}.")
             raise SimError(msg) from None
     return out
-
-
-@dataclass(frozen=True)
-class Draws:
-    """Everything random about one replication, drawn once and shared by every strategy."""
-
-    arrivals: np.ndarray
-    lengths: np.ndarray
-    items: np.ndarray
-    hangs: np.ndarray
-    deploys: np.ndarray
-    restarts: list[np.ndarray]
-    crashes: list[np.ndarray]
 
 
 def draw(scenario: Scenario, seed: int, replication: int) -> Draws:
@@ -92,22 +80,19 @@ def draw(scenario: Scenario, seed: int, replication: int) -> Draws:
     )
 
 
-def fleet_for(scenario: Scenario, strategy: Strategy, draws: Draws) -> FleetSim:
-    """The simulation of one strategy over one replication's draws, ready to ``run()``."""
+def fleet_for(scenario: Scenario, strategy: Strategy, draws: Draws, *,
+              counting: bool = False) -> FleetSim:
+    """The simulation of one strategy over one replication's draws, ready to ``run()``
+    (``counting``: count its events, for the benchmark)."""
     return FleetSim(
         strategy,
+        draws,
         workers=scenario.fleet.workers,
         restart_delay=scenario.fleet.restart_delay,
         grace=scenario.platform.grace,
         horizon=scenario.horizon,
-        arrivals=draws.arrivals,
-        lengths=draws.lengths,
-        items=draws.items,
-        hangs=draws.hangs,
-        deploys=draws.deploys,
         batch_size=scenario.deploys.batch_size,
-        restarts=draws.restarts,
-        crashes=draws.crashes,
+        counting=counting,
     )
 
 
@@ -116,9 +101,22 @@ def simulate_one(scenario: Scenario, strategy: Strategy, draws: Draws) -> dict[s
     return summarize(fleet_for(scenario, strategy, draws).run())
 
 
-def _task(scenario: Scenario, strategies: dict[str, Strategy], seed: int, replication: int,
-          name: str) -> dict[str, Any]:
-    return simulate_one(scenario, strategies[name], draw(scenario, seed, replication))
+class _Replication:
+    """``(replication, name) -> RESULT`` for ``run_all``: one strategy over one replication of
+    the scenario. The draws of the last replication are kept: run here, in task order, each
+    replication is drawn once for all its strategies (a worker process, sent a copy per task,
+    draws for each)."""
+
+    def __init__(self, scenario: Scenario, strategies: dict[str, Strategy], seed: int) -> None:
+        self.scenario = scenario
+        self.strategies = strategies
+        self.seed = seed
+        self._last: tuple[int, Draws] | None = None
+
+    def __call__(self, replication: int, name: str) -> dict[str, Any]:
+        if self._last is None or self._last[0] != replication:
+            self._last = (replication, draw(self.scenario, self.seed, replication))
+        return simulate_one(self.scenario, self.strategies[name], self._last[1])
 
 
 def run(
@@ -136,24 +134,15 @@ def run(
     strategies = strategies_of(scenario, names)
     seed = scenario.seed if seed is None else int(seed)
     tasks = [(r, name) for r in range(scenario.replications) for name in strategies]
-    processes = min(len(tasks), processes or os.cpu_count() or 1)
-    results: dict[tuple[int, str], dict[str, Any]] = {}
-    if processes > 1:
-        with ProcessPoolExecutor(max_workers=processes) as pool:
-            futures = {pool.submit(_task, scenario, strategies, seed, r, name): (r, name)
-                       for r, name in tasks}
-            for future in as_completed(futures):
-                r, name = futures[future]
-                results[r, name] = future.result()
-                if progress is not None:
-                    progress(f"{name} replication {r + 1}/{scenario.replications}")
-    else:
-        for r in range(scenario.replications):
-            draws = draw(scenario, seed, r)
-            for name, strategy in strategies.items():
-                results[r, name] = simulate_one(scenario, strategy, draws)
-                if progress is not None:
-                    progress(f"{name} replication {r + 1}/{scenario.replications}")
+
+    def done(i: int) -> None:
+        if progress is not None:
+            r, name = tasks[i]
+            progress(f"{name} replication {r + 1}/{scenario.replications}")
+
+    runs = run_all(_Replication(scenario, strategies, seed), tasks, processes=processes,
+                   on_done=done)
+    results = dict(zip(tasks, runs, strict=True))
     return ScenarioResult(
         scenario=scenario.name,
         seed=seed,

@@ -6,11 +6,13 @@ scenario says so), then SIGKILL to those still running after the platform's grac
 SIGKILL at a random time. A replacement process comes up ``restart_delay`` after a worker exits.
 
 Jobs of the opaque strategies (Sidekiq, Resque, Celery, split) cost one timeout event per
-attempt. Resumable jobs run in the real engine (``strategies.resumable.Runner``) under a virtual
-clock per worker: the runner processes items synchronously while the clock is before the
-simulator's next scheduled event (``env.peek()``), in chunks of items that end exactly where a
-checkpoint or a possible signal is due, so a job of ten million items costs the events that
-change its fate, not ten million events (docs/architecture.md, principles 1 and 6).
+attempt. Resumable jobs run in the real engine (``strategies.resumable.Runner``, set up by
+``adapter``) under a virtual clock per worker: the runner processes items synchronously while
+the clock is before the next moment a signal could reach that worker, in chunks of items that
+end exactly where a checkpoint or a possible signal is due, so a job of ten million items costs
+the events that change its fate, not ten million events (docs/architecture.md, principles 1
+and 6). What happened is counted in the ``Ledger``; the values the fleet holds (units, workers,
+deploy records, a replication's draws) are in ``work``.
 """
 
 from __future__ import annotations
@@ -19,122 +21,98 @@ import bisect
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Generator
 from typing import Any
 
-import numpy as np
 import simpy
+from simpy.core import NORMAL
+from simpy.events import EventPriority, ProcessGenerator
 
 from deploysim.strategies.base import Fail, Lose, Outcome, Recover, Requeue, Strategy
-from deploysim.strategies.resumable import (
-    IterationJob,
-    MemoryStore,
-    Runner,
-    StopSignal,
-    VirtualClock,
-)
+from deploysim.strategies.resumable import StopSignal, VirtualClock
 from deploysim.strategies.resumable_model import Resumable
 
+from .adapter import ITEM_SLACK, Hang, SimJob, SimStore, engine_runner
 from .ledger import Ledger
+from .work import DeployRecord, Draws, Unit, Worker
+
+__all__ = ["CountingEnvironment", "FleetSim", "scheduled_events"]
 
 TERM = "SIGTERM"
 KILL = "SIGKILL"
 INF = math.inf
 
+LEASE_MARGIN = 1e-9
+"""Seconds past a killed resumable job's lease expiry at which it goes back to the queue. The
+delay is ``expires - now``, and ``now + (expires - now)`` may round to just below ``expires``,
+when the store still holds the lease and a new worker could not take the job."""
 
-class _Hang(BaseException):
-    """Raised out of a hung item: it never returns; only SIGKILL ends it. A BaseException, so
-    the engine does not record it as the job's failure."""
-
-
-@dataclass(slots=True, eq=False)
-class Unit:
-    """What the queue holds: a whole job, or one sub-job of a split job."""
-
-    job: int
-    first: int  # index of the unit's first item within the job
-    items: int
-    item_time: float
-    hangs: bool
-    done: int = 0  # items of this unit ever completed (for duplicate counting)
-    ticket: int = 0  # bumped when a delayed re-queue is cancelled or taken over
-
-    @property
-    def length(self) -> float:
-        """Seconds of work in the unit."""
-        return self.items * self.item_time
-
-    @property
-    def key(self) -> str:
-        """The unit's job id in the checkpoint store."""
-        return f"{self.job}:{self.first}"
+Attempt = Generator[simpy.Event, Any, bool]
+"""A worker's attempt at a unit, run with ``yield from``: True if the worker was SIGKILLed."""
 
 
-@dataclass(slots=True, eq=False)
-class Worker:
-    """One worker slot; each restart is a new process life in the same slot."""
+class CountingEnvironment(simpy.Environment):
+    """A simpy environment that counts the events it schedules (``scheduled``), for
+    ``scheduled_events``."""
 
-    slot: int
-    clock: VirtualClock
-    proc: Any = None
-    state: str = "down"  # down | idle | busy
-    mode: str = ""  # opaque | engine, while busy
-    life: int = 0
-    terminating: bool = False
-    stop: StopSignal = field(default_factory=StopSignal)
-    exited: Any = None  # simpy event triggered when the current life ends
-    wait: Any = None  # the idle wait event
-    unit: Unit | None = None
-    reclaimed: deque[Unit] = field(default_factory=deque)  # its own orphans, run first
-    signals: list[float] = field(default_factory=list)  # its crash and restart times, sorted
-    kill_at: float = math.inf  # when the SIGKILL after a SIGTERM is due
-    runner: Runner | None = None  # the resumable engine's runner of this life
+    def __init__(self, initial_time: float = 0) -> None:
+        super().__init__(initial_time)
+        self.scheduled = 0
+
+    def schedule(
+        self, event: simpy.Event, priority: EventPriority = NORMAL, delay: float = 0
+    ) -> None:
+        self.scheduled += 1
+        _schedule(self, event, priority, delay)
 
 
-@dataclass(slots=True)
-class DeployRecord:
-    """One deploy: when it began, when its last worker exited, how many were SIGKILLed."""
+_schedule = simpy.Environment.schedule
 
-    start: float
-    end: float = math.nan
-    hard_kills: int = 0
+
+def scheduled_events(env: simpy.Environment) -> int:
+    """How many events ``env`` has scheduled so far; ``env`` must be a ``CountingEnvironment``
+    (counting costs a call per event, so only the benchmark counts)."""
+    if not isinstance(env, CountingEnvironment):
+        raise TypeError(f"scheduled_events: {type(env).__name__} does not count its events; "
+                        "build the fleet with counting=True")
+    return env.scheduled
 
 
 class FleetSim:
     """One run of one strategy over one scenario replication.
 
-    ``arrivals`` (sorted times) and ``jobs`` (lengths, items, hang flags) are drawn by the caller
-    from the scenario's seed, so every strategy meets the same jobs, deploys and crashes.
+    ``draws`` (the jobs, deploys, restarts and crashes) come from the caller, drawn from the
+    scenario's seed, so every strategy meets the same jobs, deploys and crashes. The fleet is
+    ``workers`` worker slots, each replaced ``restart_delay`` seconds after its process exits;
+    ``grace`` is the platform's wait between SIGTERM and SIGKILL; a deploy stops ``batch_size``
+    workers at a time (None: all at once); nothing happens after ``horizon``. With
+    ``counting``, ``events`` holds the number of events the run scheduled (for the benchmark).
     """
 
     def __init__(
         self,
         strategy: Strategy,
+        draws: Draws,
         *,
         workers: int,
         restart_delay: float,
         grace: float,
         horizon: float,
-        arrivals: np.ndarray,
-        lengths: np.ndarray,
-        items: np.ndarray,
-        hangs: np.ndarray,
-        deploys: np.ndarray,
         batch_size: int | None = None,
-        restarts: list[np.ndarray] | None = None,
-        crashes: list[np.ndarray] | None = None,
+        counting: bool = False,
     ) -> None:
-        self.env = simpy.Environment()
+        self.env = CountingEnvironment() if counting else simpy.Environment()
+        self.events = 0  # events scheduled, once run (with counting)
         self.strategy = strategy
         self.horizon = float(horizon)
         self.grace = float(grace)
         self.restart_delay = float(restart_delay)
         self.batch_size = batch_size
-        self.ledger = Ledger(arrivals, lengths, items)
-        self._arrivals = arrivals
-        self._items = items
-        self._hangs = hangs
-        self._lengths = lengths
+        self.ledger = Ledger(draws.arrivals, draws.lengths, draws.items)
+        self._arrivals = draws.arrivals
+        self._items = draws.items
+        self._hangs = draws.hangs
+        self._lengths = draws.lengths
         self.queue: deque[Unit] = deque()
         self.idle: deque[Worker] = deque()
         self.delayed: dict[int, Unit] = {}  # id(unit) -> unit waiting to be re-queued
@@ -143,18 +121,20 @@ class FleetSim:
         self._last_recovery_check = -INF
         self.deploy_records: list[DeployRecord] = []
         self._deploy_generation = 0
+        deploys = draws.deploys
         self._deploy_times = sorted(float(t) for t in deploys if t < horizon)
-        self._engine = isinstance(strategy, Resumable)
+        self._policy = strategy if isinstance(strategy, Resumable) else None
+        self._engine = self._policy is not None
         self._term_wait = strategy.term_wait
         self._on_timeout = strategy.on_timeout
         self._on_kill = strategy.on_kill
         self._run_limit = strategy.run_limit
         self._chunk = strategy.chunk
         self.workers = [Worker(i, VirtualClock()) for i in range(workers)]
-        if self._engine:
-            assert isinstance(strategy, Resumable)
+        self.store: SimStore | None = None
+        if self._policy is not None:
             self.store = SimStore(
-                strategy.checkpoint_cost, {f"w{w.slot}": w.clock for w in self.workers}
+                self._policy.checkpoint_cost, {w.name: w.clock for w in self.workers}
             )
         env = self.env
         for w in self.workers:
@@ -163,12 +143,12 @@ class FleetSim:
         for t in deploys:
             if t < horizon:
                 env.process(self._deploy(float(t)))
-        for w, times in zip(self.workers, restarts or [], strict=False):
+        for w, times in zip(self.workers, draws.restarts, strict=False):
             for t in times:
                 if t < horizon:
                     env.process(self._restart(w, float(t)))
                     w.signals.append(float(t))
-        for w, times in zip(self.workers, crashes or [], strict=False):
+        for w, times in zip(self.workers, draws.crashes, strict=False):
             for t in times:
                 if t < horizon:
                     env.process(self._crash(w, float(t)))
@@ -188,27 +168,31 @@ class FleetSim:
             self.env.run(until=self.horizon)
         finally:
             engine_log.setLevel(level)
-        self.events = scheduled_events(self.env)
-        self.ledger.close(
-            self.horizon, self._pending_units(), self.deploy_records, self._retained()
-        )
+        if isinstance(self.env, CountingEnvironment):
+            self.events = self.env.scheduled
+        pending = [u.job for u in self._pending_units()]
+        self.ledger.close(self.horizon, pending, self.deploy_records, self._retained())
         return self.ledger
 
     # -- arrivals and the queue ---------------------------------------------------------------
 
-    def _arrive(self):  # type: ignore[no-untyped-def]
+    def _arrive(self) -> ProcessGenerator:
         env = self.env
         chunk = self._chunk
-        items, hangs, lengths = self._items, self._hangs, self._lengths
         enqueue = self._enqueue
         record = self.ledger.enqueued
-        for j, t in enumerate(self._arrivals.tolist()):
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            record(j, env.now)
-            n = int(items[j])
-            item_time = float(lengths[j]) / n
-            hang = bool(hangs[j])
+        # as Python numbers: reading numpy scalars one at a time costs more than the rest
+        jobs = zip(self._arrivals.tolist(), self._items.tolist(), self._lengths.tolist(),
+                   self._hangs.tolist(), strict=True)
+        for j, (t, count, length, hangs) in enumerate(jobs):
+            now = env.now
+            if t > now:
+                yield env.timeout(t - now)
+                now = env.now
+            record(j, now)
+            n = int(count)
+            item_time = float(length) / n
+            hang = bool(hangs)
             if chunk is None or n <= chunk:
                 enqueue(Unit(j, 0, n, item_time, hang), "back")
             else:
@@ -221,8 +205,9 @@ class FleetSim:
 
     def _enqueue(self, unit: Unit, end: str) -> None:
         if self.idle:
-            w = self.idle.popleft()
-            w.wait.succeed(unit)
+            wait = self.idle.popleft().wait
+            assert wait is not None  # set before a worker goes idle
+            wait.succeed(unit)
         elif end == "front":
             self.queue.appendleft(unit)
         else:
@@ -234,14 +219,16 @@ class FleetSim:
         self.delayed[id(unit)] = unit
         self.env.process(self._wait_then_enqueue(unit, unit.ticket, delay, end))
 
-    def _wait_then_enqueue(self, unit: Unit, ticket: int, delay: float, end: str):  # type: ignore[no-untyped-def]
+    def _wait_then_enqueue(
+        self, unit: Unit, ticket: int, delay: float, end: str
+    ) -> ProcessGenerator:
         yield self.env.timeout(delay)
         if unit.ticket == ticket and self.delayed.pop(id(unit), None) is not None:
             self._enqueue(unit, end)
 
     # -- workers ------------------------------------------------------------------------------
 
-    def _worker(self, w: Worker):  # type: ignore[no-untyped-def]
+    def _worker(self, w: Worker) -> ProcessGenerator:
         env = self.env
         while True:
             w.life += 1
@@ -249,12 +236,12 @@ class FleetSim:
             w.terminating = False
             w.kill_at = INF
             w.stop = StopSignal()
-            w.exited = env.event()
+            exited = w.exited = env.event()
             self._start_up(w)
             yield from self._work(w)
             w.state = "down"
             w.unit = None
-            w.exited.succeed(env.now)
+            exited.succeed(env.now)
             if self.restart_delay > 0:
                 yield env.timeout(self.restart_delay)
 
@@ -277,7 +264,7 @@ class FleetSim:
                     keep.append((since, unit))
             self.recoverable = keep
 
-    def _work(self, w: Worker):  # type: ignore[no-untyped-def]
+    def _work(self, w: Worker) -> ProcessGenerator:
         env = self.env
         while not w.terminating:
             if w.reclaimed:
@@ -285,13 +272,13 @@ class FleetSim:
             elif self.queue:
                 unit = self.queue.popleft()
             else:
-                w.wait = env.event()
+                wait = w.wait = env.event()
                 self.idle.append(w)
                 try:
-                    unit = yield w.wait
+                    unit = yield wait
                 except simpy.Interrupt:
-                    if w.wait.triggered:  # handed a unit in the same instant: give it back
-                        self.queue.appendleft(w.wait.value)
+                    if wait.triggered:  # handed a unit in the same instant: give it back
+                        self.queue.appendleft(wait.value)
                     else:
                         self.idle.remove(w)
                     return
@@ -321,7 +308,7 @@ class FleetSim:
         elif isinstance(outcome, Lose):
             ledger.lost(unit.job, now)
 
-    def _run_opaque(self, w: Worker, unit: Unit):  # type: ignore[no-untyped-def]
+    def _run_opaque(self, w: Worker, unit: Unit) -> Attempt:
         """One attempt of a job that restarts from scratch. Returns True if SIGKILLed."""
         env = self.env
         start = env.now
@@ -329,7 +316,7 @@ class FleetSim:
         finish = INF if unit.hangs else start + unit.length
         limit = start + self._run_limit
         cutoff = INF
-        self.ledger.started(unit, start)
+        self.ledger.started(unit.job, start)
         outcome: Outcome | None = None
         killed = False
         while True:
@@ -355,37 +342,31 @@ class FleetSim:
             break
         now = env.now
         elapsed = now - start
-        self.ledger.attempt(unit, elapsed, elapsed if unit.hangs else 0.0)
+        ledger = self.ledger
+        ledger.attempt(unit.job, elapsed, elapsed if unit.hangs else 0.0)
         if outcome is None or not unit.item_time:  # done: every item ran, whatever the ulps
             ran = unit.items
         else:
-            ran = min(unit.items, int(elapsed / unit.item_time + 1e-9))
-        self.ledger.items_run(unit, ran)
+            ran = min(unit.items, int(elapsed / unit.item_time + ITEM_SLACK))
+        ledger.items_run(unit.job, unit.key, ran)
         if outcome is None:
-            self.ledger.unit_done(unit, now)
+            ledger.unit_done(unit.job, unit.key, now)
         else:
             self._settle(unit, outcome, now)
         return killed
 
-    def _run_engine(self, w: Worker, unit: Unit):  # type: ignore[no-untyped-def]
-        """One run of a resumable job in the real engine under ``w.clock``."""
+    def _run_engine(self, w: Worker, unit: Unit) -> Attempt:
+        """One run of a resumable job in the real engine under ``w.clock``. Returns True if
+        SIGKILLed."""
         env = self.env
-        strategy = self.strategy
-        assert isinstance(strategy, Resumable)
+        policy, store, ledger = self._policy, self.store, self.ledger
+        assert policy is not None and store is not None  # a fleet of the engine's strategy
         w.mode = "engine"
-        clock = w.clock = self.store.clocks[f"w{w.slot}"] = VirtualClock(env.now)
+        clock = w.clock = store.clocks[w.name] = VirtualClock(env.now)
         start = env.now
-        self.ledger.started(unit, start)
-        job = _SimJob(self, unit, clock)
-        runner = Runner(
-            self.store,
-            owner=f"w{w.slot}",
-            clock=clock,
-            stop=w.stop,
-            checkpoint_every=strategy.checkpoint_every,
-            max_runtime=strategy.max_runtime,
-            lease_ttl=strategy.lease_ttl,
-        )
+        ledger.started(unit.job, start)
+        job = SimJob(unit, clock, ledger, store.cost)
+        runner = engine_runner(store, policy, w.name, clock, w.stop)
         try:
             execution = runner.start(unit.key, job)
             job.execution = execution
@@ -393,7 +374,7 @@ class FleetSim:
                 job.until = self._quiet_until(w)
                 try:
                     done = execution.advance(job.until)
-                except _Hang:
+                except Hang:
                     job.hung_since = clock.now()
                     yield env.timeout(clock.now() - env.now)
                     yield env.event()  # never triggers: only SIGKILL gets the worker back
@@ -407,23 +388,23 @@ class FleetSim:
             assert signal.cause == KILL, signal.cause
             now = env.now
             job.crash(now)
-            self.ledger.attempt(unit, now - start, max(0.0, now - job.hung_since))
-            record = self.store.crash(unit.key, now)
+            ledger.attempt(unit.job, now - start, max(0.0, now - job.hung_since))
+            record = store.crash(unit.key, now)
             lease_free = record.lease_expires if record is not None else now
             # any worker may take the job once its lease has expired; its own worker, coming
             # back first with the same name, takes it back at once
-            self._enqueue_later(unit, max(0.0, lease_free - now) + 1e-9, "back")
+            self._enqueue_later(unit, max(0.0, lease_free - now) + LEASE_MARGIN, "back")
             if now + self.restart_delay < lease_free:
                 self.orphans.setdefault(w.slot, []).append(unit)
             return True
         now = env.now
-        self.ledger.attempt(unit, now - start, 0.0)
+        ledger.attempt(unit.job, now - start, 0.0)
         result = execution.result
         assert result is not None
         if result.completed:
-            self.ledger.unit_done(unit, now)
+            ledger.unit_done(unit.job, unit.key, now)
         elif result.interrupted:
-            self._settle(unit, Requeue(result.retry_after or 0.0, strategy.requeue, False), now)
+            self._settle(unit, Requeue(result.retry_after or 0.0, policy.requeue, False), now)
         else:  # a failure recorded by the engine
             self._settle(unit, Fail(result.reason), now)
         return False
@@ -445,8 +426,8 @@ class FleetSim:
 
     # -- signals ------------------------------------------------------------------------------
 
-    def _term(self, w: Worker) -> Any:
-        """SIGTERM to the worker's process; returns the event of its exit."""
+    def _term(self, w: Worker) -> simpy.Event | None:
+        """SIGTERM to the worker's process; returns the event of its exit (None if down)."""
         if w.state == "down":
             return None
         exited = w.exited
@@ -454,6 +435,7 @@ class FleetSim:
             w.terminating = True
             w.stop.request(TERM)
             if w.state == "idle" or w.mode == "opaque":
+                assert w.proc is not None
                 w.proc.interrupt(TERM)
         return exited
 
@@ -462,24 +444,29 @@ class FleetSim:
         if w.state == "down":
             return False
         w.terminating = True
+        assert w.proc is not None
         w.proc.interrupt(KILL)
         return True
 
-    def _grace_then_kill(self, w: Worker, life: int, record: DeployRecord | None):  # type: ignore[no-untyped-def]
+    def _grace_then_kill(
+        self, w: Worker, life: int, exited: simpy.Event, record: DeployRecord | None
+    ) -> ProcessGenerator:
         w.kill_at = min(w.kill_at, self.env.now + self.grace)
         yield self.env.timeout(self.grace)
-        if w.life == life and not w.exited.triggered and self._kill(w):
+        if w.life == life and not exited.triggered and self._kill(w):
             self.ledger.hard_kills += 1
             if record is not None:
                 record.hard_kills += 1
 
-    def _stop_worker(self, w: Worker, record: DeployRecord | None) -> Any:
+    def _stop_worker(self, w: Worker, record: DeployRecord | None) -> simpy.Event | None:
+        """SIGTERM now, SIGKILL after the grace if it is still running; the event of its exit
+        (None if down)."""
         exited = self._term(w)
         if exited is not None and not exited.triggered:
-            self.env.process(self._grace_then_kill(w, w.life, record))
+            self.env.process(self._grace_then_kill(w, w.life, exited, record))
         return exited
 
-    def _deploy(self, at: float):  # type: ignore[no-untyped-def]
+    def _deploy(self, at: float) -> ProcessGenerator:
         env = self.env
         yield env.timeout(at - env.now)
         self._deploy_generation += 1
@@ -499,11 +486,11 @@ class FleetSim:
                 yield env.all_of(events)
         record.end = env.now
 
-    def _restart(self, w: Worker, at: float):  # type: ignore[no-untyped-def]
+    def _restart(self, w: Worker, at: float) -> ProcessGenerator:
         yield self.env.timeout(at - self.env.now)
         self._stop_worker(w, None)
 
-    def _crash(self, w: Worker, at: float):  # type: ignore[no-untyped-def]
+    def _crash(self, w: Worker, at: float) -> ProcessGenerator:
         yield self.env.timeout(at - self.env.now)
         if self._kill(w):
             self.ledger.crashes += 1
@@ -520,118 +507,14 @@ class FleetSim:
 
     def _retained(self) -> dict[int, float]:
         """Seconds of durable progress of unfinished resumable jobs, by job."""
-        if not self._engine:
+        store = self.store
+        if store is None:
             return {}
         out: dict[int, float] = {}
         for unit in self._pending_units():
-            record = self.store.get(unit.key)
+            record = store.get(unit.key)
             if record is not None and record.cursor is not None:
                 # the runner counts chunks as its items: the cursor says how far the job got
                 done = int(record.cursor) + 1
                 out[unit.job] = out.get(unit.job, 0.0) + done * unit.item_time
         return out
-
-
-def scheduled_events(env: simpy.Environment) -> int:
-    """How many events ``env`` has scheduled so far (simpy numbers them as it schedules)."""
-    return int(next(env._eid))  # the counter's next value; reading it costs one number
-
-
-class SimStore(MemoryStore):
-    """The engine's MemoryStore with the latency of a real one: a checkpoint takes ``cost``
-    seconds of its worker's clock and is durable only at its end. ``crash(job, at)`` drops the
-    last write if it was not yet durable at time ``at``."""
-
-    def __init__(self, cost: float, clocks: dict[str, VirtualClock]) -> None:
-        super().__init__()
-        self.cost = float(cost)
-        self.clocks = clocks
-        self._pending: dict[str, tuple[float, Any]] = {}
-        if not self.cost:  # durable at once: the runner writes only before the next signal
-            self.checkpoint = super().checkpoint  # type: ignore[method-assign]
-
-    def checkpoint(self, lease, **kwargs):  # type: ignore[no-untyped-def,override]
-        """Write after ``cost`` seconds of the writer's clock."""
-        clock = self.clocks[lease.owner]
-        clock.advance(self.cost)
-        row = self._jobs.get(lease.job_id)
-        previous = None if row is None else list(row)
-        kwargs["now"] = clock.now()
-        lease = super().checkpoint(lease, **kwargs)
-        self._pending[lease.job_id] = (kwargs["now"], previous)
-        return lease
-
-    def crash(self, job_id: str, at: float) -> Any:
-        """The process writing ``job_id`` died at ``at``: undo a write not yet durable then."""
-        committed, previous = self._pending.pop(job_id, (-INF, None))
-        if committed > at and previous is not None:
-            self._jobs[job_id] = previous
-        return self.get(job_id)
-
-
-class _SimJob(IterationJob):
-    """A job of ``unit.items`` items of ``unit.item_time`` seconds each, as the engine sees it.
-    Items come in chunks that end at the first item boundary at or after the next moment
-    anything could change (the simulator's next event, a due checkpoint, the run-time limit)."""
-
-    def __init__(self, sim: FleetSim, unit: Unit, clock: VirtualClock) -> None:
-        self.sim = sim
-        self.unit = unit
-        self.clock = clock
-        self.execution: Any = None
-        self.until = INF
-        self.hung_since = INF
-        # a hung job hangs on an item at a fixed point of its work: half way
-        self.hang_at = unit.items // 2 if unit.hangs else -1
-        self._chunk: tuple[float, int, int, int] | None = None
-
-    def build_enumerator(self, cursor: Any) -> Any:
-        return self._chunks(0 if cursor is None else int(cursor) + 1)
-
-    def _chunks(self, i: int):  # type: ignore[no-untyped-def]
-        n = self.unit.items
-        d = self.unit.item_time
-        now = self.clock.now
-        hang_at = self.hang_at
-        execution = self.execution
-        write = self.sim.store.cost
-        while i < n:
-            t = now()
-            limit = self.until
-            due = execution.next_checkpoint_at
-            if due <= t:  # a write is due before this chunk runs; the chunk starts after it
-                t += write
-                due = t + execution.checkpoint_interval
-            if due < limit:
-                limit = due
-            if execution.deadline < limit:
-                limit = execution.deadline
-            k = math.ceil((limit - t) / d - 1e-9) if d else n - i  # no time: all at once
-            if k < 1:
-                k = 1
-            if k > n - i:
-                k = n - i
-            if i <= hang_at < i + k:
-                k = max(1, hang_at - i)
-            yield (i, k), i + k - 1
-            i += k
-
-    def each_iteration(self, item: tuple[int, int]) -> None:
-        i, k = item
-        if i == self.hang_at:
-            raise _Hang
-        unit = self.unit
-        clock = self.clock
-        self._chunk = (clock.now(), i, k, unit.done)
-        clock.advance(k * unit.item_time)
-        self.sim.ledger.items_run(unit, k, i + k)
-
-    def crash(self, at: float) -> None:
-        """Undo the item executions that had not finished by ``at``."""
-        if self._chunk is None:
-            return
-        t0, i, k, done_before = self._chunk
-        d = self.unit.item_time
-        finished = min(k, max(0, int((at - t0) / d + 1e-9))) if d else k
-        if finished < k:
-            self.sim.ledger.items_undo(self.unit, k - finished, max(done_before, i + finished))

@@ -1,0 +1,91 @@
+"""The fleet's values: what the queue holds (``Unit``), a worker slot (``Worker``), the record of
+one deploy (``DeployRecord``) and everything random about one replication (``Draws``).
+
+A leaf of ``sim.fleet``: the simulation, its engine adapter and the ledger all use these, and
+this module uses none of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from deploysim.strategies.resumable import StopSignal, VirtualClock
+
+__all__ = ["DeployRecord", "Draws", "Unit", "Worker"]
+
+
+@dataclass(slots=True, eq=False)
+class Unit:
+    """What the queue holds: a whole job, or one sub-job of a split job."""
+
+    job: int
+    first: int  # index of the unit's first item within the job
+    items: int
+    item_time: float
+    hangs: bool
+    ticket: int = 0  # bumped when a delayed re-queue is cancelled or taken over
+    key: str = field(init=False)  # the unit's job id in the checkpoint store and the ledger
+
+    def __post_init__(self) -> None:
+        self.key = f"{self.job}:{self.first}"
+
+    @property
+    def length(self) -> float:
+        """Seconds of work in the unit."""
+        return self.items * self.item_time
+
+
+@dataclass(slots=True, eq=False)
+class Worker:
+    """One worker slot; each restart is a new process life in the same slot."""
+
+    slot: int
+    clock: VirtualClock
+    proc: simpy.Process | None = None
+    state: str = "down"  # down | idle | busy
+    mode: str = ""  # opaque | engine, while busy
+    life: int = 0
+    terminating: bool = False
+    stop: StopSignal = field(default_factory=StopSignal)
+    exited: simpy.Event | None = None  # triggered when the current life ends
+    wait: simpy.Event | None = None  # the idle wait event
+    unit: Unit | None = None
+    reclaimed: deque[Unit] = field(default_factory=deque)  # its own orphans, run first
+    signals: list[float] = field(default_factory=list)  # its crash and restart times, sorted
+    kill_at: float = math.inf  # when the SIGKILL after a SIGTERM is due
+
+    @property
+    def name(self) -> str:
+        """The worker's owner name in the checkpoint store (the same in every life)."""
+        return f"w{self.slot}"
+
+
+@dataclass(slots=True)
+class DeployRecord:
+    """One deploy: when it began, when its last worker exited, how many were SIGKILLed."""
+
+    start: float
+    end: float = math.nan
+    hard_kills: int = 0
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Everything random about one replication, drawn once and shared by every strategy:
+    the jobs (sorted arrival times, lengths, items, hang flags), the deploy times, and each
+    worker slot's daily restart and crash times (one array per slot, from slot 0; a slot
+    without an array has none)."""
+
+    arrivals: np.ndarray
+    lengths: np.ndarray
+    items: np.ndarray
+    hangs: np.ndarray
+    deploys: np.ndarray
+    restarts: Sequence[np.ndarray] = ()
+    crashes: Sequence[np.ndarray] = ()
