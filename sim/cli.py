@@ -92,7 +92,7 @@ def format_run_table(result: Any) -> str:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .durations import format_duration
     from .fleet import replications as simulator
-    from .scenario.schema import load_scenario, with_overrides
+    from .scenario import load_scenario, with_overrides
 
     scenario = load_scenario(args.scenario)
     if args.set:
@@ -124,7 +124,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _cmd_scenarios(args: argparse.Namespace) -> int:
-    from .scenario.schema import bundled_scenarios
+    from .scenario import bundled_scenarios
 
     scenarios = bundled_scenarios()
     if args.json:
@@ -159,7 +159,7 @@ def _grid_values(text: str) -> tuple[str, list[Any]]:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .analysis.sweep import run_sweep, save
-    from .scenario.schema import load_scenario, with_overrides
+    from .scenario import load_scenario, with_overrides
 
     scenarios = [load_scenario(name) for name in args.scenario]
     if args.set:

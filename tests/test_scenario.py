@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deploysim.sim.errors import SimError
-from deploysim.sim.scenario.deploys import PRESETS, Crashes, Deploys, Platform
-from deploysim.sim.scenario.schema import (
+from deploysim.sim.scenario import (
     BUNDLED_DIR,
     Fleet,
     FrozenTable,
@@ -24,6 +23,7 @@ from deploysim.sim.scenario.schema import (
     scenario_to_dict,
     with_overrides,
 )
+from deploysim.sim.scenario.deploys import PRESETS, Crashes, Deploys, Platform
 from deploysim.sim.scenario.workloads import (
     Empirical,
     Fixed,

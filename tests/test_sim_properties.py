@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from deploysim.sim.fleet import replications as simulator
 from deploysim.sim.fleet.ledger import Ledger
-from deploysim.sim.scenario.schema import Scenario, scenario_from_dict
+from deploysim.sim.scenario import Scenario, scenario_from_dict
 from deploysim.strategies import STRATEGIES
 from deploysim.strategies.base import Strategy
 
@@ -252,7 +252,7 @@ def test_same_scenario_and_seed_give_the_same_json(data: st.DataObject) -> None:
 DETERMINISM_SCRIPT = """
 import json, sys
 from deploysim.sim.fleet import replications as simulator
-from deploysim.sim.scenario.schema import scenario_from_dict
+from deploysim.sim.scenario import scenario_from_dict
 d = json.loads(sys.argv[1])
 result = simulator.run(scenario_from_dict(d, "generated"), processes=int(sys.argv[2]))
 print(json.dumps(result.to_dict(), sort_keys=True))

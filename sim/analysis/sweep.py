@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import SimError
 from ..executors import EXECUTORS, check_executor, run_all
-from ..scenario.schema import Scenario, load_scenario, with_values
+from ..scenario import Scenario, load_scenario, with_values
 
 __all__ = [
     "EXECUTORS",

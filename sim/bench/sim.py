@@ -58,7 +58,7 @@ def raw_simpy_events_per_s(events: int = 1_000_000, processes: int = 100) -> flo
 
 def _one(scenario_name: str, horizon: float | None, name: str) -> dict[str, float]:
     from ..fleet import replications as simulator
-    from ..scenario.schema import load_scenario, with_overrides
+    from ..scenario import load_scenario, with_overrides
 
     scenario = load_scenario(scenario_name)
     if horizon is not None:
@@ -76,7 +76,7 @@ def bench_sim(quick: bool = False, progress: Callable[[str], None] | None = None
               scenario: str = "bench-large") -> dict[str, float]:
     """Run the benchmark; ``quick`` simulates one day instead of thirty."""
     from ..fleet import replications as simulator
-    from ..scenario.schema import load_scenario
+    from ..scenario import load_scenario
 
     say = progress or (lambda _m: None)
     horizon = 86400.0 if quick else None

@@ -21,8 +21,8 @@ from deploysim.strategies.hints import did_you_mean
 
 from ..errors import SimError
 from ..executors import run_all
+from ..scenario import Scenario
 from ..scenario.deploys import crash_times, daily_restart_times, deploy_times
-from ..scenario.schema import Scenario
 from ..scenario.workloads import arrival_times, sample_jobs
 from .results import ScenarioResult, combine, summarize
 from .simulation import FleetSim

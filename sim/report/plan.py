@@ -20,7 +20,7 @@ from deploysim.strategies.sidekiq import Sidekiq
 from ..analysis.sweep import Cell, make_cells
 from ..durations import DAY, format_duration, parse_duration
 from ..errors import SimError
-from ..scenario.schema import (
+from ..scenario import (
     Scenario,
     bundled_scenarios,
     load_scenario,

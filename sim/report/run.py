@@ -27,7 +27,7 @@ from ..durations import DAY
 from ..errors import SimError
 from ..executors import check_executor, run_all
 from ..fleet.replications import draw, fleet_for, strategies_of
-from ..scenario.schema import Scenario
+from ..scenario import Scenario
 from .plan import STRATEGY_ORDER, Part, Plan
 from .results import as_written, order_rows
 

@@ -1,17 +1,56 @@
-"""The scenario model: a fleet, a platform, a deploy rhythm, crashes, a workload and the
-strategies to compare, as frozen values, read from and written to TOML files.
+"""Scenarios: a fleet, a platform, a deploy rhythm, crashes, a workload and the strategies to
+compare, read from TOML files and checked field by field.
 
-    from deploysim.sim.scenario import load_scenario, with_overrides
-    scenario = with_overrides(load_scenario("heroku-hourly"), ["deploys.every=30m"])
+A scenario file looks like this (durations as "25s", "10m", "4h", "30d"; rates as "40/d")::
 
-The file format is described in ``deploysim.sim.scenario.schema``.
+    name = "heroku-hourly"
+    description = "..."
+    seed = 1
+    horizon = "7d"
+    replications = 3
+
+    [fleet]
+    workers = 10
+    restart_delay = "0s"
+
+    [platform]
+    preset = "heroku"            # grace and daily_restarts default to the platform's own
+
+    [deploys]
+    schedule = "periodic"        # none | periodic | poisson | business-hours | times
+    every = "1h"
+
+    [crashes]
+    mtbf = "30d"
+
+    [workload]
+    arrivals = "poisson"         # or "backlog" with count = N
+    rate = "600/h"
+    length = { kind = "lognormal", median = "30s", sigma = 1.0 }
+    item_time = "1s"
+    hang_probability = 0.0
+    # or several [[workload.classes]] with name, weight, length, item_time, hang_probability
+
+    [strategies.sidekiq]         # durations read to seconds, the rest passed to the strategy
+    timeout = "25s"
+
+Unknown keys (outside ``strategies``) are errors that suggest the nearest valid key.
+
+The scenario model lives in the modules of ``deploysim.sim.scenario``: ``model`` (the values),
+with ``deploys``, ``workloads`` and ``lengths`` (their parts) and ``checks`` (their number
+checks); ``reading`` and ``writing`` (the tables of a file), ``strategy_tables`` (the
+``[strategies.NAME]`` tables), ``files`` (bundled and TOML files) and ``overrides``
+(``with_values``, ``--set``). This package gathers their names under one roof:
+
+    from deploysim.sim.scenario import load_scenario, with_values
+    scenario = with_values(load_scenario("heroku-hourly"), {"deploys.every": "30m"})
 """
 
 from __future__ import annotations
 
 from .deploys import PRESETS, Crashes, Deploys, Platform, platform_preset
 from .files import BUNDLED_DIR, bundled_scenarios, load_scenario
-from .model import Fleet, FrozenTable, Scenario
+from .model import DEFAULT_CLASS, Fleet, FrozenTable, Scenario
 from .overrides import parse_assignments, with_overrides, with_values
 from .reading import scenario_from_dict
 from .workloads import (
@@ -31,6 +70,7 @@ from .writing import scenario_to_dict
 
 __all__ = [
     "BUNDLED_DIR",
+    "DEFAULT_CLASS",
     "LENGTH_KINDS",
     "PRESETS",
     "Crashes",
