@@ -79,6 +79,14 @@ def test_the_wheel_adds_only_deploysim(fresh_install):
     assert len(added) == 2, added  # deploysim/ and deploysim-<version>.dist-info
 
 
+def test_the_wheel_ships_its_data(fresh_install):
+    python, _, _, _ = fresh_install
+    package = _site_packages(python) / "deploysim"
+    bundled = {p.name for p in (package / "sim" / "scenario" / "bundled").glob("*.toml")}
+    assert {"heroku-hourly.toml", "dora-elite.toml"} <= bundled
+    assert (package / "sim" / "report" / "readme_template.md").is_file()
+
+
 def test_the_engine_runs_with_no_third_party_package(fresh_install, tmp_path):
     python, _, _, _ = fresh_install
     script = tmp_path / "job.py"
