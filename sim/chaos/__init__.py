@@ -5,8 +5,8 @@
     print(format_chaos(audit))
 
 ``run_calibration`` runs one compressed scenario for real and in the simulator and sets the
-numbers side by side (``format_calibration``). Bad settings raise ``sim.errors.SimError`` with
-a one-line message naming the flag.
+numbers side by side (``format_calibration``). Bad settings raise
+``deploysim.sim.errors.SimError`` with a one-line message naming the flag.
 
 The settings (``ChaosConfig``, ``CHAOS_STRATEGIES``, ``CALIBRATION_DEFAULTS``) need only the
 standard library, so the command line can describe them without the simulator's packages; the

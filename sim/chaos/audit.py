@@ -10,7 +10,7 @@ records kept apart, and the losses are derived, never assumed.
 A job is completed when the log shows every one of its units done; failed when the failed
 queue holds one of its units; pending when a queue table still holds a unit, or a worker held
 one when the run ended. ``lost = enqueued - completed - failed - pending``. The JSON names are
-those of ``deploysim run`` (``sim.results.summarize``), plus ``duplicate_effects``,
+those of ``deploysim run`` (``deploysim.sim.fleet.results.summarize``), plus ``duplicate_effects``,
 ``sigterms``, ``sigkills`` and ``integrity_ok`` (``PRAGMA integrity_check`` on every database).
 Work is worker time: an attempt lasts from the fetch that began it to its end line, or to the
 SIGKILL that ended its process. A job's length is what one undisturbed attempt takes: its items

@@ -1,12 +1,12 @@
 """Calibration: one compressed scenario run for real by the chaos harness and in the simulator,
 with the same parameters, side by side.
 
-The simulator (``sim.fleet.simulation.FleetSim``) is fed what really happened, not what was
-planned: the deploys at the times the controller sent its SIGTERMs, each crash at the time and on
-the worker slot its SIGKILL really hit (its ``Draws``), the same grace, each job's length as
-measured (its items times its own mean item time, plus the measured fixed cost of an attempt),
-the mean delay from a worker's death to its replacement being ready, the same scaled strategy
-value (``timescale``), and the real run's end as its horizon. Agreement is asked of the
+The simulator (``deploysim.sim.fleet.simulation.FleetSim``) is fed what really happened, not
+what was planned: the deploys at the times the controller sent its SIGTERMs, each crash at the
+time and on the worker slot its SIGKILL really hit (its ``Draws``), the same grace, each job's
+length as measured (its items times its own mean item time, plus the measured fixed cost of an
+attempt), the mean delay from a worker's death to its replacement being ready, the same scaled
+strategy value (``timescale``), and the real run's end as its horizon. Agreement is asked of the
 completion rate (within ``RATE_TOLERANCE``) and of the wasted work (within ``WASTE_TOLERANCE``
 of the larger of the two, and never less than one job's length: see ``waste_floor``).
 
@@ -33,7 +33,7 @@ Where the two differ, and why:
   visible again ``visibility_timeout`` after its DELIVERY (kombu restores messages older than
   that, even ones still running, which is where acks_late duplicates come from). ``FleetSim``
   re-queues a killed acks_late task ``visibility_timeout`` after the KILL (``Requeue(delay=)``
-  in ``strategies.celery.Celery.on_kill``), later by however long the task had run, and
+  in ``deploysim.strategies.celery.Celery.on_kill``), later by however long the task had run, and
   never redelivers a task that is still running. When the scaled timeout is longer than the
   run (12 s for Redis's hour at the calibration's scale) neither redelivers and the counts
   agree; with a short ``visibility_timeout`` the simulator redelivers later than the harness,

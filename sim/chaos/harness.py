@@ -19,7 +19,8 @@ log = logging.getLogger("deploysim.sim.chaos")
 
 def run_chaos(config: ChaosConfig, progress: Progress | None = None, *,
               keep: str | None = None) -> dict[str, Any]:
-    """Run ``config`` for real and return its audit (a JSON-ready dict; see ``sim.chaos.audit``).
+    """Run ``config`` for real and return its audit (a JSON-ready dict; see
+    ``deploysim.sim.chaos.audit``).
     ``keep`` names a directory to create and leave behind with the databases and logs;
     otherwise they live in a temporary directory removed at the end."""
     strategy = config.scaled_strategy()
