@@ -21,8 +21,17 @@ from PIL import Image
 
 from deploysim.sim import report
 from deploysim.sim.analysis.theory import completion_theory
+from deploysim.sim.durations import humanize
 from deploysim.sim.errors import SimError
-from deploysim.sim.report import PLOTS, make_plan, make_report, read_results, render_readme
+from deploysim.sim.report import (
+    PLOTS,
+    findings,
+    make_plan,
+    make_report,
+    plots,
+    read_results,
+    render_readme,
+)
 
 COMMITTED = Path(__file__).resolve().parents[1] / "reports"
 REPORT_SOURCE = Path(report.__file__).resolve().parent
@@ -129,6 +138,76 @@ def test_findings_follow_the_numbers(quick: Path) -> None:
     changed.loc[resque, "completion_rate"] = 0.5
     lowest = report.rhythm_label(min(plan.rhythms))
     assert f"`resque` at {lowest}" in _findings(render_readme(changed, plan, versions))
+
+
+def test_checkpoint_percentiles_are_of_the_jobs(quick: Path) -> None:
+    """Each replication of the checkpoint part holds one job: its median and 90th percentile
+    are those of all the replications' jobs, spread around the mean, not the mean again."""
+    ck = read_results(quick / "results.csv").query("part == 'checkpoint'")
+    assert (ck["replications"] > 1).all()
+    for _, r in ck.iterrows():
+        assert r["run_time_s_p50"] <= r["run_time_s_p90"] <= r["run_time_s_p99"] \
+            <= r["run_time_s_max"]
+    assert (ck["run_time_s_p90"] > ck["run_time_s_mean"]).all()
+    assert (ck["run_time_s_p50"] != ck["run_time_s_mean"]).any()
+
+
+def test_plots_are_the_same_bytes_every_time(quick: Path, tmp_path: Path) -> None:
+    """Drawing the figures again from the same rows gives the same files, byte for byte: a
+    second ``deploysim report`` leaves a clean clone clean."""
+    df = read_results(quick / "results.csv")
+    for path in plots.draw_all(df, make_plan(quick=True), tmp_path):
+        assert path.read_bytes() == (quick / path.name).read_bytes(), path.name
+
+
+def _grid_rows(tables: dict[str, list[list[float]]]) -> pd.DataFrame:
+    """Grid rows of completion rates, per strategy a table of deploys a day x lengths."""
+    rows = []
+    for name, table in tables.items():
+        for per_day, line in zip((1, 8), table, strict=True):
+            for length, rate in zip((60.0, 3600.0), line, strict=True):
+                rows.append({"part": "grid", "strategy": name, "deploys_per_day": per_day,
+                             "length_s": length, "completion_rate": rate})
+    return pd.DataFrame(rows)
+
+
+def test_heatmap_draws_each_distinct_table_once() -> None:
+    full = [[1.0, 1.0], [1.0, 1.0]]
+    waits = [[1.0, 0.9], [1.0, 0.3]]
+    panels, complete = plots.heatmap_panels(_grid_rows({
+        "sidekiq": [[1.0, 1.0], [1.0, 0.0]], "resque": waits, "celery": waits,
+        "split": full, "resumable": full}))
+    assert [names for names, _ in panels] == [["sidekiq"], ["resque", "celery"]]
+    assert panels[1][1].tolist() == waits
+    assert complete == ["split", "resumable"]
+    # one cell apart is another table
+    panels, complete = plots.heatmap_panels(_grid_rows({
+        "resque": waits, "celery": [[1.0, 0.9], [1.0, 0.31]], "split": [[1.0, 1.0], [1.0, 0.99]]}))
+    assert [names for names, _ in panels] == [["resque"], ["celery"], ["split"]]
+    assert complete == []
+
+
+def test_split_step_is_read_at_the_sub_job_length(quick: Path) -> None:
+    plan = make_plan(quick=True)
+    assert (plan.cdf_chunk_items, plan.cdf_sub_job_s) == (100, 100.0)
+    t = [10.0, 50.0, 90.0, 110.0, 200.0]
+    cdf = pd.DataFrame({"strategy": "split", "t_s": t,
+                        "completed_within_fraction": [0.1, 0.4, 0.6, 0.8, 0.9]})
+    assert findings.split_step(cdf, 100.0) == (90.0, 0.6, 110.0, 0.8)
+    assert findings.split_step(cdf, 5.0) is None
+    text = (quick / "README.md").read_text()
+    df = read_results(quick / "results.csv")
+    t0, f0, t1, f1 = findings.split_step(df[df["part"] == "cdf"], plan.cdf_sub_job_s)
+    assert t0 < plan.cdf_sub_job_s < t1
+    assert (f"`split`'s curve steps from {findings.pct(f0)} of the jobs done within "
+            f"{humanize(t0)} to {findings.pct(f1)} within {humanize(t1)}") in text
+
+
+def test_readme_says_a_rolling_deploy_drains_batch_by_batch(quick: Path) -> None:
+    text = (quick / "README.md").read_text()
+    assert ("`ecs-rolling` stops its 12 workers in 4 batches of 3, one after another, each "
+            "batch within its own 30s grace, so a deploy can drain for up to 4 x 30s = 2m"
+            ) in text
 
 
 def test_versions_are_the_installed_ones() -> None:

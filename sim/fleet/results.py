@@ -36,7 +36,10 @@ CI_KEYS = (
 
 
 class Stats(TypedDict):
-    """Mean, percentiles and maximum of some seconds (each None when there are none)."""
+    """Mean, percentiles and maximum of some seconds, one per completed job (each None when
+    there are none). Over replications they are those of the jobs of every replication taken
+    together, not means of each replication's: with one job a replication, a mean of its
+    percentiles would be the mean again."""
 
     mean: float | None
     p50: float | None
@@ -47,19 +50,23 @@ class Stats(TypedDict):
 
 class DrainStats(TypedDict):
     """Per deploy, SIGTERM to the last worker's exit: median and maximum (None without
-    deploys)."""
+    deploys), over replications those of the deploys of every replication taken together."""
 
     p50: float | None
     max: float | None
 
 
 class LengthBucket(TypedDict):
-    """The jobs of lengths in ``[lo_s, hi_s)`` and the share of them that completed."""
+    """The jobs of lengths in ``[lo_s, hi_s)`` and the share of them that completed. Like the
+    headline counts, ``enqueued`` and ``completed`` are whole numbers for one run and means
+    over replications once combined (a replication without jobs in the bucket counts 0), so
+    the buckets add up to ``enqueued`` and ``completed``; ``rate`` is ``completed /
+    enqueued``, the share of all the replications' jobs in the bucket that completed."""
 
     lo_s: float
     hi_s: float
-    enqueued: int
-    completed: int
+    enqueued: float
+    completed: float
     rate: float
 
 
@@ -80,9 +87,10 @@ class Intervals(TypedDict):
 
 class RunResult(TypedDict):
     """One run of one strategy (``summarize``), keys in the order of the JSON output. Counts
-    are whole numbers; once replications are combined (``Result``) every number is their mean,
-    and a number no replication had (``completion_rate`` with nothing enqueued, nan here)
-    becomes None. Every enqueued job ends completed, failed, pending or lost, and
+    are whole numbers; once replications are combined (``Result``) every number is their mean
+    (but ``Stats`` and ``DrainStats``, taken over every replication's jobs and deploys), and a
+    number no replication had (``completion_rate`` with nothing enqueued, nan here) becomes
+    None. Every enqueued job ends completed, failed, pending or lost, and
     ``lost = enqueued - completed - failed - pending``."""
 
     enqueued: float
@@ -112,10 +120,35 @@ class _Replicated(RunResult):
 
 class Result(_Replicated, total=False):
     """A strategy's result over its replications (``combine``): the means of ``RunResult``'s
-    numbers, ``by_length`` pooled, ``replications``, and with more than one replication
-    ``ci95`` (the one key that may be absent)."""
+    numbers (``by_length``'s counts too), the ``Stats`` and ``DrainStats`` of every
+    replication's jobs and deploys taken together, ``replications``, and with more than one
+    replication ``ci95`` (the one key that may be absent)."""
 
     ci95: Intervals
+
+
+@dataclass(frozen=True)
+class Samples:
+    """The values behind one run's ``Stats`` and ``DrainStats``: the run and sojourn times of
+    its completed jobs and the drain of each of its deploys, in seconds."""
+
+    run_time_s: np.ndarray
+    sojourn_s: np.ndarray
+    drain_s: np.ndarray
+
+
+class _Summary(dict):  # type: ignore[type-arg]
+    """A ``RunResult`` that also holds its ``Samples``, for ``combine`` to pool. They are an
+    attribute, not a key: the JSON, flat rows and key sets stay those of ``RunResult``; the
+    attribute goes along when the dict is pickled to or from a worker process."""
+
+    samples: Samples
+
+
+def samples_of(run: Mapping[str, Any]) -> Samples | None:
+    """The per-job values behind a ``summarize`` result, None for any other mapping (a copy,
+    a result read back from JSON)."""
+    return getattr(run, "samples", None)
 
 
 def _stats(values: np.ndarray) -> Stats:
@@ -186,7 +219,9 @@ def summarize(ledger: Ledger) -> RunResult:
 
     drains = np.array([d.end - d.start for d in ledger.deploys], dtype=float)
     drain_ok = drains[~np.isnan(drains)]
-    return {
+    run_time = (a["done_t"] - a["first_start"])[done]
+    sojourn = (a["done_t"] - a["enqueue_t"])[done]
+    result = _Summary({
         "enqueued": enqueued,
         "completed": completed,
         "failed": n_failed,
@@ -198,18 +233,48 @@ def summarize(ledger: Ledger) -> RunResult:
         "useful_work_s": float(lengths[done].sum()),
         "wasted_work_s": float(wasted.sum()),
         "hung_time_s": float(ledger.hung_time),
-        "run_time_s": _stats((a["done_t"] - a["first_start"])[done]),
-        "sojourn_s": _stats((a["done_t"] - a["enqueue_t"])[done]),
-        "drain_s": {
-            "p50": float(np.median(drain_ok)) if drain_ok.size else None,
-            "max": float(drain_ok.max()) if drain_ok.size else None,
-        },
+        "run_time_s": _stats(run_time),
+        "sojourn_s": _stats(sojourn),
+        "drain_s": _drain_stats(drain_ok),
         "deploys": len(ledger.deploys),
         "hard_kills": int(ledger.hard_kills),
         "crashes": int(ledger.crashes),
         "explicitly_lost": explicitly_lost,
         "by_length": by_length,
+    })
+    result.samples = Samples(run_time_s=run_time, sojourn_s=sojourn, drain_s=drain_ok)
+    return cast(RunResult, result)
+
+
+def _drain_stats(drains: np.ndarray) -> DrainStats:
+    return {
+        "p50": float(np.median(drains)) if drains.size else None,
+        "max": float(drains.max()) if drains.size else None,
     }
+
+
+def _pooled_stats(rows: list[Mapping[str, Any]], key: str, pool: list[Samples] | None) -> Stats:
+    """The ``Stats`` of every replication's completed jobs taken together. Without the
+    samples of each run (results read back from JSON), the mean (each run's weighted by its
+    completed jobs) and the maximum are still exact; the percentiles of the pool are not
+    known, and are None rather than a mean of percentiles."""
+    if pool is not None:
+        return _stats(np.concatenate([getattr(s, key) for s in pool]))
+    parts = [(r[key], r["completed"]) for r in rows if r[key]["mean"] is not None]
+    if not parts:
+        return {"mean": None, "p50": None, "p90": None, "p99": None, "max": None}
+    mean = sum(st["mean"] * n for st, n in parts) / sum(n for _, n in parts)
+    return {"mean": float(mean), "p50": None, "p90": None, "p99": None,
+            "max": float(max(st["max"] for st, _ in parts))}
+
+
+def _pooled_drains(rows: list[Mapping[str, Any]], pool: list[Samples] | None) -> DrainStats:
+    """The ``DrainStats`` of every replication's deploys taken together (without samples:
+    the maximum; the median is not known)."""
+    if pool is not None:
+        return _drain_stats(np.concatenate([s.drain_s for s in pool]))
+    maxima = [r["drain_s"]["max"] for r in rows if r["drain_s"]["max"] is not None]
+    return {"p50": None, "max": float(max(maxima)) if maxima else None}
 
 
 def _ci95(values: list[float]) -> list[float]:
@@ -227,31 +292,40 @@ def _ci95(values: list[float]) -> list[float]:
 
 
 def combine(runs: list[RunResult]) -> Result:
-    """Several replications' RESULTs as one: numbers are means, ``ci95`` holds 95% confidence
-    intervals of the headline numbers, ``by_length`` is pooled."""
+    """Several replications' RESULTs as one: numbers are means, ``by_length``'s counts too;
+    ``run_time_s``, ``sojourn_s`` and ``drain_s`` are the statistics of every replication's
+    jobs and deploys taken together (from the runs' ``Samples``); ``ci95`` holds 95%
+    confidence intervals of the headline numbers."""
     if len(runs) == 1:
         return {**runs[0], "replications": 1}
     rows = cast(list[Mapping[str, Any]], runs)
+    found = [samples_of(r) for r in rows]
+    pool = None if any(s is None for s in found) else cast(list[Samples], found)
     out: dict[str, Any] = {}
     for key, value in rows[0].items():
         if key == "by_length":
             continue
-        if isinstance(value, dict):
+        if key in ("run_time_s", "sojourn_s"):
+            out[key] = _pooled_stats(rows, key, pool)
+        elif key == "drain_s":
+            out[key] = _pooled_drains(rows, pool)
+        elif isinstance(value, dict):
             out[key] = {k: _mean([r[key][k] for r in rows]) for k in value}
         else:
             out[key] = _mean([r[key] for r in rows])
-    pooled: dict[tuple[float, float], list[int]] = {}
+    totals: dict[tuple[float, float], list[int]] = {}
     for r in runs:
         for b in r["by_length"]:
-            acc = pooled.setdefault((b["lo_s"], b["hi_s"]), [0, 0])
+            acc = totals.setdefault((b["lo_s"], b["hi_s"]), [0, 0])
             acc[0] += b["enqueued"]
             acc[1] += b["completed"]
+    n = len(runs)
     out["by_length"] = [
-        {"lo_s": lo, "hi_s": hi, "enqueued": e, "completed": c, "rate": c / e}
-        for (lo, hi), (e, c) in sorted(pooled.items())
+        {"lo_s": lo, "hi_s": hi, "enqueued": e / n, "completed": c / n, "rate": c / e}
+        for (lo, hi), (e, c) in sorted(totals.items())
     ]
     out["ci95"] = {k: _ci95([r[k] for r in rows]) for k in CI_KEYS}
-    out["replications"] = len(runs)
+    out["replications"] = n
     return cast(Result, out)
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "pct",
     "rhythm_label",
     "scenario_section",
+    "split_step",
     "theory_agreement",
 ]
 
@@ -275,7 +276,20 @@ def checkpoint_section(df: Any, plan: Plan) -> Section:
     return Section(findings, (markdown_table(head, rows),))
 
 
-def cdf_section(df: Any) -> Section:
+def split_step(cdf: Any, sub_job_s: float) -> tuple[float, float, float, float] | None:
+    """``split``'s step in the time-to-complete curve ``cdf`` (its rows of ``part = cdf``) at
+    the length of its sub-jobs: the last time before ``sub_job_s`` and its share done, the
+    first time after it and its share; None when the curve does not span ``sub_job_s``."""
+    c = cdf[cdf["strategy"] == "split"].sort_values("t_s")
+    t, f = c["t_s"].to_numpy(float), c["completed_within_fraction"].to_numpy(float)
+    before, after = np.nonzero(t < sub_job_s)[0], np.nonzero(t > sub_job_s)[0]
+    if not before.size or not after.size:
+        return None
+    i, j = before[-1], after[0]
+    return float(t[i]), float(f[i]), float(t[j]), float(f[j])
+
+
+def cdf_section(df: Any, plan: Plan) -> Section:
     """Time to complete (``part = cdf``)."""
     cdf = df[df["part"] == "cdf"]
     name = cdf["scenario"].iloc[0]
@@ -293,11 +307,22 @@ def cdf_section(df: Any) -> Section:
 
         rows.append([f"`{strategy}`", num(float(c["enqueued"].iloc[0])),
                      *[first(q) for q in CDF_SHARES], pct(f[-1], 2)])
-    findings = (
+    findings = [
         f"Time to complete in {name} (jobs enqueued in the first {humanize(horizon / 2)}): "
         + "; ".join(f"{r[0]} completes {r[-1]} of them, {pct(CDF_SHARES[-1], 0)} within "
                     f"{r[-2]}" for r in rows) + ".",
-    )
+    ]
+    step = split_step(cdf, plan.cdf_sub_job_s)
+    if step is not None:
+        t0, f0, t1, f1 = step
+        sub = humanize(plan.cdf_sub_job_s)
+        findings.append(
+            f"`split`'s curve steps from {pct(f0)} of the jobs done within {humanize(t0)} to "
+            f"{pct(f1)} within {humanize(t1)}: it runs a job of more than "
+            f"{plan.cdf_chunk_items} items as sub-jobs of {plan.cdf_chunk_items} items "
+            f"({sub} each), side by side on the {plan.cdf_scenario.fleet.workers} workers, "
+            f"so a job longer than {sub} takes about {sub} whatever its length, as long as "
+            "workers are free: the jobs of the step are those longer than one sub-job.")
     note = ("Times are read off the curve's grid of log-spaced times: the first time at which "
             "the share is reached.")
-    return Section(findings, (note + "\n\n" + markdown_table(head, rows),))
+    return Section(tuple(findings), (note + "\n\n" + markdown_table(head, rows),))

@@ -16,6 +16,7 @@ from typing import Any
 
 from deploysim.strategies import STRATEGIES
 from deploysim.strategies.sidekiq import Sidekiq
+from deploysim.strategies.split import Split
 
 from ..analysis.sweep import Cell, make_cells
 from ..durations import DAY, format_duration, parse_duration
@@ -60,13 +61,17 @@ PARTS: tuple[str, ...] = ("grid", "scenarios", "checkpoint", "cdf")
 #: The plots the report writes, with the caption the README gives each.
 PLOTS: dict[str, str] = {
     "completion_rate_vs_length.png": "Completion rate against job length at one deploy rhythm, "
-    "with the closed forms drawn over the simulated points.",
-    "completion_rate_heatmap.png": "Completion rate for every deploy rhythm and job length, "
-    "one panel per strategy.",
+    "with the closed forms (black) drawn over the simulated points and the deploy period "
+    "marked.",
+    "completion_rate_heatmap.png": "Completion rate for every deploy rhythm and job length: "
+    "one panel per distinct table (strategies with the same numbers share one), the "
+    "strategies that completed every job named in the title.",
     "time_to_complete_cdf.png": "Time from enqueue to completion, as the share of jobs done "
-    "within a given time.",
+    "within a given time; split's step is its jobs longer than one sub-job, which finish "
+    "together.",
     "wasted_work.png": "Worker time thrown away: work redone or cut short.",
-    "deploy_drain.png": "How long a deploy waits for the workers to stop, per strategy.",
+    "deploy_drain.png": "How long a deploy waits for the workers to stop, per strategy; a "
+    "rolling deploy stops its batches one after another, each within its own grace.",
     "lost_and_duplicated.png": "Jobs lost or sent to the failed queue, and items run more "
     "than once.",
     "checkpoint_interval.png": "Resumable jobs under crashes: total time against the "
@@ -189,6 +194,9 @@ class Plan:
     #: The grid's Sidekiq timeout (the ``K`` of its closed form when shorter than the grace).
     sidekiq_timeout: float
     grid_scenarios: Mapping[str, float] = field(default_factory=dict)  # name -> length (s)
+    #: ``split``'s sub-job in the ``cdf`` scenario: its chunk of items, and how long they take.
+    cdf_chunk_items: int = 100
+    cdf_sub_job_s: float = 100.0
 
     @property
     def parts(self) -> tuple[Part, ...]:
@@ -296,6 +304,8 @@ def make_plan(quick: bool = False) -> Plan:
         intervals,
     )
     timeout = Sidekiq.from_params(scenarios[0].strategies.get("sidekiq"), "strategies.sidekiq")
+    cdf_scenario = next(s for s in bundled if s.name == CDF_SCENARIO)
+    split = Split.from_params(cdf_scenario.strategies.get("split"), "strategies.split")
     return Plan(
         quick=quick,
         lengths=size.lengths,
@@ -304,7 +314,7 @@ def make_plan(quick: bool = False) -> Plan:
         grid=grid,
         scenarios=Part("scenarios", bundled, (), STRATEGY_ORDER),
         checkpoint=checkpoint,
-        cdf_scenario=next(s for s in bundled if s.name == CDF_SCENARIO),
+        cdf_scenario=cdf_scenario,
         cdf_points=size.cdf_points,
         checkpoint_work=CHECKPOINT_WORK,
         checkpoint_cost=CHECKPOINT_COST,
@@ -312,6 +322,8 @@ def make_plan(quick: bool = False) -> Plan:
         checkpoint_restart=CHECKPOINT_RESTART,
         sidekiq_timeout=float(timeout.timeout),
         grid_scenarios=grid_scenarios,
+        cdf_chunk_items=split.chunk_items,
+        cdf_sub_job_s=split.chunk_items * cdf_scenario.workload.classes[0].item_time,
     )
 
 

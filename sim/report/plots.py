@@ -33,6 +33,7 @@ __all__ = [
     "completion_vs_length",
     "deploy_drain",
     "draw_all",
+    "heatmap_panels",
     "lost_and_duplicated",
     "strategy_style",
     "time_to_complete_cdf",
@@ -136,9 +137,28 @@ def _save(fig: Figure, path: Path) -> Path:
 # -- completion rate ---------------------------------------------------------------------------
 
 
+#: Where a line of the completion figure is drawn differently from ``strategy_style``: split
+#: and resumable both complete every job, so split's markers are open and larger, and
+#: resumable's small filled ones show inside them.
+_COMPLETION_STYLE: dict[str, dict[str, Any]] = {
+    "split": {"markerfacecolor": "white", "markersize": 10.0, "markeredgewidth": 1.6},
+    "resumable": {"markersize": 5.0},
+}
+
+PERIOD_COLOR = OKABE_ITO["reddish purple"]
+
+
+def _broken(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``y`` against ``x`` with a gap (NaN) wherever it jumps by more than half the axis, so
+    that a step of a closed form is not drawn as a vertical line."""
+    jump = np.nonzero(np.abs(np.diff(y)) > 0.5)[0] + 1
+    return np.insert(x, jump, np.nan), np.insert(y, jump, np.nan)
+
+
 def completion_vs_length(df: Any, plan: Plan, path: Path) -> Path:
     """Completion rate against job length at ``plan.chosen_rhythm``, one line per strategy,
-    with the closed forms of formula 3 (restart; wait, then kill) drawn over the points."""
+    with the closed forms of formula 3 (restart; wait, then kill) drawn over the points and
+    the deploy period marked."""
     grid = df[(df["part"] == "grid") & (df["deploys_per_day"] == plan.chosen_rhythm)]
     period = DAY / plan.chosen_rhythm
     s0 = plan.grid.scenarios[0]
@@ -149,20 +169,25 @@ def completion_vs_length(df: Any, plan: Plan, path: Path) -> Path:
     lengths = grid["length_s"]
     lo, hi = float(lengths.min()) / 1.5, float(lengths.max()) * 1.5
     dense = np.geomspace(lo, hi, 600)
-    restart = [completion_theory("sidekiq", x, period, grace, timeout) for x in dense]
-    wait = [completion_theory("resque", x, period, grace, timeout) for x in dense]
-    ax.plot(dense, restart, color=THEORY_COLOR, linestyle=(0, (6, 3)), linewidth=1.6,
-            label="closed form: restart\n(livelock above the period)", zorder=4)
-    ax.plot(dense, wait, color=THEORY_COLOR, linestyle=(0, (1, 2)), linewidth=2.0,
-            label="closed form: wait, then kill\n" + r"$\max(0,\ 1 - (L - K)/P)$", zorder=4)
+    restart = np.array([completion_theory("sidekiq", x, period, grace, timeout) for x in dense])
+    wait = np.array([completion_theory("resque", x, period, grace, timeout) for x in dense])
     for i, name in enumerate(_strategies(grid)):
         g = grid[grid["strategy"] == name].sort_values("length_s")
-        ax.plot(g["length_s"], g["completion_rate"], label=name, linewidth=1.8,
-                markersize=MARKER_SIZES.get(name, 6.0), zorder=3 + i, **strategy_style(name, i))
-    ax.axvline(period, color="#888888", linewidth=1.0, zorder=1)
+        style = {"markersize": MARKER_SIZES.get(name, 6.0), **strategy_style(name, i),
+                 **_COMPLETION_STYLE.get(name, {})}
+        ax.plot(g["length_s"], g["completion_rate"], label=name, linewidth=1.8, zorder=3 + i,
+                **style)
+    # the closed forms in black, thin, over the points: they read as a reference, not a line
+    # of the simulation; the restart form's step at L = P is left out (the period line is it)
+    ax.plot(*_broken(dense, restart), color=THEORY_COLOR, linestyle=(0, (5, 2)),
+            linewidth=1.3, label="closed form: restart\n(livelock above the period)", zorder=9)
+    ax.plot(dense, wait, color=THEORY_COLOR, linestyle=(0, (1, 1.5)), linewidth=2.0,
+            label="closed form: wait, then kill\n" + r"$\max(0,\ 1 - (L - K)/P)$", zorder=9)
+    ax.axvline(period, color=PERIOD_COLOR, linewidth=1.4, linestyle="-.", alpha=0.8, zorder=1,
+               label=f"deploy period P = {humanize(period)}")
     ax.annotate(f"deploy period P = {humanize(period)}", xy=(period, 0.72), xytext=(5, 0),
                 textcoords="offset points", rotation=90, va="center", ha="left", fontsize=9,
-                color="#555555")
+                color=PERIOD_COLOR)
     ax.set_xscale("log")
     ax.set_xlim(lo, hi)
     _duration_axis(ax.xaxis, lo, hi)
@@ -180,23 +205,45 @@ def completion_vs_length(df: Any, plan: Plan, path: Path) -> Path:
     return _save(fig, path)
 
 
-def completion_heatmap(df: Any, path: Path) -> Path:
-    """Completion rate for every deploy rhythm x job length, one panel per strategy."""
-    grid = df[df["part"] == "grid"]
-    names = _strategies(grid)
+def heatmap_panels(grid: Any) -> tuple[list[tuple[list[str], np.ndarray]], list[str]]:
+    """The panels of the heat map from the grid's rows: each distinct table of completion
+    rates (deploys a day x length) once, with the strategies that share it, in strategy
+    order; and apart, the strategies that completed every job of every cell (no panel)."""
     lengths = sorted(grid["length_s"].unique())
     rhythms = sorted(grid["deploys_per_day"].unique())
-    cols = 2
-    rows = math.ceil((len(names) + 1) / cols)
-    fig = _figure(6.2 * cols, 0.42 * len(rhythms) * rows + 1.3 * rows)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    image = None
-    for k, name in enumerate(names):
-        ax = axes[k // cols][k % cols]
+    panels: list[tuple[list[str], np.ndarray]] = []
+    complete: list[str] = []
+    for name in _strategies(grid):
         g = grid[grid["strategy"] == name].pivot_table(
             index="deploys_per_day", columns="length_s", values="completion_rate")
-        g = g.reindex(index=rhythms, columns=lengths)
-        values = g.to_numpy(float)
+        values = g.reindex(index=rhythms, columns=lengths).to_numpy(float)
+        if np.all(values == 1.0):
+            complete.append(name)
+            continue
+        for names, seen in panels:
+            if np.array_equal(values, seen, equal_nan=True):
+                names.append(name)
+                break
+        else:
+            panels.append(([name], values))
+    return panels, complete
+
+
+def completion_heatmap(df: Any, path: Path) -> Path:
+    """Completion rate for every deploy rhythm x job length: one panel per distinct table
+    (strategies with the same numbers share it, "resque = celery"), and one line naming the
+    strategies that completed every job."""
+    grid = df[df["part"] == "grid"]
+    lengths = sorted(grid["length_s"].unique())
+    rhythms = sorted(grid["deploys_per_day"].unique())
+    panels, complete = heatmap_panels(grid)
+    cols = max(1, min(2, len(panels)))
+    rows = max(1, math.ceil(len(panels) / cols))
+    fig = _figure(6.2 * cols, 0.42 * len(rhythms) * rows + 1.3 * rows + 1.2)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    image = None
+    for k, (names, values) in enumerate(panels):
+        ax = axes[k // cols][k % cols]
         image = ax.imshow(values, cmap="cividis", vmin=0.0, vmax=1.0, aspect="auto",
                           origin="lower", interpolation="nearest")
         for (r, c), v in np.ndenumerate(values):
@@ -207,26 +254,29 @@ def completion_heatmap(df: Any, path: Path) -> Path:
         ax.set_xticks(range(len(lengths)), [humanize(x) for x in lengths], rotation=45,
                       fontsize=8)
         ax.set_yticks(range(len(rhythms)), [f"{r:g}" for r in rhythms], fontsize=8)
-        ax.set_title(name, fontweight="bold")
+        ax.set_title(" = ".join(names), fontweight="bold")
         ax.set_xlabel("job length")
         ax.set_ylabel("deploys a day")
-    for k in range(len(names), rows * cols):
+    for k in range(len(panels), rows * cols):
         axes[k // cols][k % cols].set_axis_off()
     if image is not None:
-        spare = axes[-1][-1]
-        bar = fig.colorbar(image, ax=spare, location="bottom", fraction=0.5, shrink=0.9,
-                           format=PercentFormatter(1.0))
+        bar = fig.colorbar(image, ax=axes.ravel().tolist(), location="bottom", fraction=0.06,
+                           shrink=0.6, aspect=40, format=PercentFormatter(1.0))
         bar.set_label("jobs completed (% of enqueued); numbers in the cells are percent")
-    fig.suptitle("Completion rate by deploy rhythm and job length (periodic deploys)",
-                 fontsize=12)
+    title = "Completion rate by deploy rhythm and job length (periodic deploys)"
+    if complete:
+        title += (f"\n{' and '.join(complete)}: 100% in every cell "
+                  f"({len(rhythms)} rhythms x {len(lengths)} lengths), not drawn")
+    fig.suptitle(title, fontsize=12)
     return _save(fig, path)
 
 
 # -- time to complete ----------------------------------------------------------------------------
 
 
-def time_to_complete_cdf(df: Any, path: Path) -> Path:
-    """The share of jobs completed within a time of being enqueued, one line per strategy."""
+def time_to_complete_cdf(df: Any, plan: Plan, path: Path) -> Path:
+    """The share of jobs completed within a time of being enqueued, one line per strategy;
+    split's step at the length of its sub-jobs is pointed out."""
     cdf = df[df["part"] == "cdf"]
     name = cdf["scenario"].iloc[0]
     half = float(cdf["horizon_s"].iloc[0]) / 2
@@ -240,6 +290,19 @@ def time_to_complete_cdf(df: Any, path: Path) -> Path:
                 **style)
     ax.set_xscale("log")
     lo, hi = float(cdf["t_s"].min()), float(cdf["t_s"].max())
+    sub = plan.cdf_sub_job_s
+    split = cdf[cdf["strategy"] == "split"].sort_values("t_s")
+    if len(split) and lo < sub < hi:
+        t, f = split["t_s"].to_numpy(float), split["completed_within_fraction"].to_numpy(float)
+        below, above = float(f[t < sub][-1]), float(f[t > sub][0])
+        workers = plan.cdf_scenario.fleet.workers
+        ax.annotate(f"split: a job of more than {plan.cdf_chunk_items} items runs as "
+                    f"sub-jobs of {humanize(sub)}\nside by side on the {workers} workers, so "
+                    f"most jobs longer than {humanize(sub)}\nfinish about {humanize(sub)} "
+                    "after being enqueued, together: the step",
+                    xy=(sub, (below + above) / 2), xytext=(sub * 6, 0.45),
+                    fontsize=9, color="#333333", ha="left", va="top",
+                    arrowprops={"arrowstyle": "->", "color": "#555555", "linewidth": 1.0})
     ax.set_xlim(lo, hi)
     _duration_axis(ax.xaxis, lo, hi)
     ax.set_ylim(0, 1.02)
@@ -257,18 +320,20 @@ def time_to_complete_cdf(df: Any, path: Path) -> Path:
 # -- bundled scenarios: bars ---------------------------------------------------------------------
 
 
+def _batches(plan: Plan) -> dict[str, int]:
+    """The batches a deploy of each bundled scenario stops its workers in (1: all at once)."""
+    out = {}
+    for s in plan.scenarios.scenarios:
+        size = s.deploys.batch_size
+        out[s.name] = math.ceil(s.fleet.workers / size) if size else 1
+    return out
+
+
 def _scenario_labels(plan: Plan, scenarios: Sequence[str]) -> list[str]:
     """Scenario names, with the rolling deploys marked (they drain batch after batch)."""
-    batches = {s.name: s.deploys.batch_size for s in plan.scenarios.scenarios}
-    workers = {s.name: s.fleet.workers for s in plan.scenarios.scenarios}
-    out = []
-    for name in scenarios:
-        size = batches.get(name)
-        if size is not None and size < workers.get(name, 0):
-            out.append(f"{name}\n(rolling, {math.ceil(workers[name] / size)} batches)")
-        else:
-            out.append(name)
-    return out
+    batches = _batches(plan)
+    return [f"{name}\n(rolling, {batches[name]} batches)" if batches.get(name, 1) > 1
+            else name for name in scenarios]
 
 
 def _grouped_bars(ax: Any, sc: Any, value: Any, names: Sequence[str],
@@ -349,14 +414,27 @@ def deploy_drain(df: Any, plan: Plan, path: Path) -> Path:
     names = _strategies(sc)
     scenarios = list(dict.fromkeys(sc["scenario"]))
     graces = {s.name: s.platform.grace for s in plan.scenarios.scenarios}
+    batches = _batches(plan)
     fig = _figure(10.5, 0.55 * len(scenarios) + 2.0)
     ax = fig.add_subplot()
     step = 0.8 / len(names)
+    rolling = False
     for j, scenario in enumerate(scenarios):
         grace = graces.get(scenario)
-        if grace is not None:
-            ax.plot([grace, grace], [j - 0.45, j + 0.45], color="#888888", linewidth=2.5,
-                    solid_capstyle="butt", zorder=1)
+        if grace is None:
+            continue
+        ax.plot([grace, grace], [j - 0.45, j + 0.45], color="#888888", linewidth=2.5,
+                solid_capstyle="butt", zorder=1)
+        n = batches.get(scenario, 1)
+        if n > 1:  # a rolling deploy: each batch drains in its turn, within its own grace
+            rolling = True
+            for k in range(2, n + 1):
+                ax.plot([k * grace, k * grace], [j - 0.45, j + 0.45], color="#888888",
+                        linewidth=1.2, linestyle=(0, (2, 2)), zorder=1)
+            ax.text(grace + 3, j + 0.5, f"rolling deploy: {n} batches of workers stop one "
+                    f"after another,\neach within its own {humanize(grace)} grace, so a "
+                    f"deploy can take\nup to {n} x {humanize(grace)} = {humanize(n * grace)}",
+                    ha="left", va="top", fontsize=8.5, color="#444444", zorder=5)
     for i, name in enumerate(names):
         g = sc[sc["strategy"] == name].set_index("scenario").reindex(scenarios)
         y = np.arange(len(scenarios)) - 0.4 + step * (i + 0.5)
@@ -369,6 +447,9 @@ def deploy_drain(df: Any, plan: Plan, path: Path) -> Path:
                 markerfacecolor="white", markeredgecolor=style["color"], markersize=4.5,
                 zorder=4)
     ax.plot([], [], color="#888888", linewidth=2.5, label="platform grace\n(SIGKILL after it)")
+    if rolling:
+        ax.plot([], [], color="#888888", linewidth=1.2, linestyle=(0, (2, 2)),
+                label="rolling deploy: the grace\nof each further batch")
     ax.plot([], [], linestyle="none", marker="o", color="black", markersize=8,
             label="longest deploy")
     ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white",
@@ -492,7 +573,7 @@ def draw_all(df: Any, plan: Plan, out_dir: str | Path) -> list[Path]:
     return [
         completion_vs_length(df, plan, out / "completion_rate_vs_length.png"),
         completion_heatmap(df, out / "completion_rate_heatmap.png"),
-        time_to_complete_cdf(df, out / "time_to_complete_cdf.png"),
+        time_to_complete_cdf(df, plan, out / "time_to_complete_cdf.png"),
         wasted_work(df, plan, out / "wasted_work.png"),
         deploy_drain(df, plan, out / "deploy_drain.png"),
         lost_and_duplicated(df, plan, out / "lost_and_duplicated.png"),

@@ -7,6 +7,7 @@ and the package versions: the prose is the template ``readme_template.md`` besid
 
 from __future__ import annotations
 
+import math
 import platform as host
 from collections.abc import Iterable, Mapping
 from importlib import metadata, resources
@@ -69,13 +70,30 @@ def _scenario_list(plan: Plan) -> str:
     return markdown_table(head, rows, right=2)
 
 
+def _rolling_note(plan: Plan) -> str:
+    """The bundled scenarios whose deploys roll (stop the workers batch after batch), and how
+    long such a deploy can drain: each batch has its own grace."""
+    rolling = []
+    for s in plan.scenarios.scenarios:
+        size = s.deploys.batch_size
+        if size and size < s.fleet.workers:
+            n = math.ceil(s.fleet.workers / size)
+            rolling.append(f"`{s.name}` stops its {s.fleet.workers} workers in {n} batches of "
+                           f"{size}, one after another, each batch within its own "
+                           f"{humanize(s.platform.grace)} grace, so a deploy can drain for up "
+                           f"to {n} x {humanize(s.platform.grace)} = "
+                           f"{humanize(n * s.platform.grace)}")
+    return ("A rolling deploy drains batch by batch: " + "; ".join(rolling) + ".") if rolling \
+        else ""
+
+
 def render_readme(df: Any, plan: Plan, versions: Mapping[str, str]) -> str:
     """The README of the report, from the rows of ``results.csv`` (``read_results``), the plan
     that made them and the package versions: every number in it comes from those three."""
     grid = grid_section(df, plan)
     scenarios = scenario_section(df)
     checkpoint = checkpoint_section(df, plan)
-    cdf = cdf_section(df)
+    cdf = cdf_section(df, plan)
     g0 = plan.grid.scenarios[0]
     ck = plan.checkpoint.scenarios[0]
     return _template().substitute(
@@ -105,7 +123,12 @@ def render_readme(df: Any, plan: Plan, versions: Mapping[str, str]) -> str:
         grid_seeds=_seeds(df, "grid"),
         horizon_note="backlogs too: a quick run" if plan.quick else "a backlog keeps its own",
         scenario_list=_scenario_list(plan),
+        rolling_note=_rolling_note(plan),
         cdf_scenario=plan.cdf_scenario.name,
+        cdf_chunk_items=plan.cdf_chunk_items,
+        cdf_sub_job=humanize(plan.cdf_sub_job_s),
+        cdf_item_time=humanize(plan.cdf_scenario.workload.classes[0].item_time),
+        cdf_workers=plan.cdf_scenario.fleet.workers,
         checkpoint_work=humanize(plan.checkpoint_work),
         checkpoint_mtbf=humanize(plan.checkpoint_mtbf),
         checkpoint_restart=humanize(plan.checkpoint_restart),
