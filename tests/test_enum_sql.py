@@ -207,7 +207,9 @@ def test_composite_key_pages_use_the_index() -> None:
         _take(sql_rows(conn, "t", ("k0", "k1"), cursor=[3, "10"], batch_size=10), 50)
         conn.set_trace_callback(None)
         assert "OFFSET" not in " ".join(sent).upper()
-        for statement in sent:
+        pages = [statement for statement in sent if "ORDER BY" in statement]
+        assert len(pages) == len(sent) - 1  # and the one look at the table's columns
+        for statement in pages:
             plan = " ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + statement))
             assert "INDEX" in plan and "TEMP B-TREE" not in plan, plan
 
@@ -289,3 +291,71 @@ def test_schema_qualified_table_and_reserved_word_column() -> None:
     conn.executemany('INSERT INTO "order" VALUES (?, ?)', [(2, "b"), (1, "a")])
     got = _take(sql_rows(conn, "main.order", "select", columns=["v"]), 2)
     assert got == [({"v": "a"}, [1]), ({"v": "b"}, [2])]
+
+
+# -- names checked against the table, and the database's order ----------------------------------
+
+
+def _users() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, v INTEGER)")
+    conn.executemany("INSERT INTO users VALUES (?, ?, ?)",
+                     [(i, f"u{i}@x", i * 10) for i in range(1, 101)])
+    return conn
+
+
+@pytest.mark.parametrize("fn", [sql_rows, sql_batches])
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_a_misspelled_key_is_named_with_the_table_and_a_suggestion(fn, batch_size) -> None:
+    conn = _users()
+    with pytest.raises(ResumableError, match=r"table 'users' has no key column 'idd'") as info:
+        list(fn(conn, "users", "idd", batch_size=batch_size))
+    assert "did you mean 'id'?" in str(info.value)
+
+
+def test_a_misspelled_column_is_named_instead_of_read_as_a_literal() -> None:
+    conn = _users()
+    with pytest.raises(ResumableError, match=r"table 'users' has no column 'emial'.*'email'"):
+        list(sql_rows(conn, "users", "id", columns=["emial", "v"]))
+
+
+def test_names_match_as_the_database_matches_them_and_rowid_is_a_key() -> None:
+    conn = _users()
+    rows = list(sql_rows(conn, "users", "ID", columns=["Email"], batch_size=40))
+    assert len(rows) == 100 and rows[0] == ({"email": "u1@x"}, [1])  # as SQLite names it
+    assert [c for _, c in sql_rows(conn, "users", "rowid", columns=["v"])][-1] == [100]
+
+
+def test_a_missing_table_is_named() -> None:
+    conn = _users()
+    with pytest.raises(ResumableError, match=r"sql_rows: table 'user' cannot be read.*exists"):
+        sql_rows(conn, "user", "id")
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5])
+def test_a_nocase_key_iterates_and_resumes_in_the_databases_order(batch_size) -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE tags (name TEXT PRIMARY KEY COLLATE NOCASE, v INTEGER)")
+    names = ["b", "A", "a2", "C", "aa", "B2", "c3", "Ab"]
+    conn.executemany("INSERT INTO tags VALUES (?, ?)", [(n, i) for i, n in enumerate(names)])
+    order = [n for (n,) in conn.execute("SELECT name FROM tags ORDER BY name")]
+    assert order != sorted(order)  # Python's order is not the database's
+    rows = sql_rows(conn, "tags", "name", batch_size=batch_size)
+    assert rows.vouches_for_order is True and iter(rows) is rows
+    got = list(rows)
+    assert [c for _, c in got] == [[n] for n in order]
+    for i, (_, cursor) in enumerate(got):
+        rest = [c for _, c in sql_rows(conn, "tags", "name", batch_size=batch_size,
+                                       cursor=_via_json(cursor))]
+        assert rest == [[n] for n in order[i + 1:]]
+    pages = sql_batches(conn, "tags", "name", batch_size=batch_size)
+    assert pages.vouches_for_order is True
+    assert [r["name"] for rs, _ in pages for r in rs] == order
+
+
+def test_closing_an_enumeration_reads_no_further_page() -> None:
+    conn = _users()
+    rows = sql_rows(conn, "users", "id", batch_size=10)
+    assert next(rows)[1] == [1]
+    rows.close()
+    assert list(rows) == []

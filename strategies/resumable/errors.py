@@ -14,6 +14,12 @@ class StaleLeaseError(ResumableError):
     """A runner tried to write under a lease generation that another runner has replaced."""
 
 
+class StopRequestedError(ResumableError):
+    """A store stopped waiting for a locked database because its ``should_stop`` callable said
+    a stop was requested (a SIGTERM during a deploy, say). Nothing was written: what was stored
+    before stays as it was, and the runner should end the run as interrupted."""
+
+
 class LeaseHeldError(ResumableError):
     """A runner asked for a job whose lease another owner still holds: that owner is running it
     (or died less than a lease's length ago). ``job_id``, ``holder`` (the owner), ``seconds_left``

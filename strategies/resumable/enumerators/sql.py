@@ -35,6 +35,20 @@ Each page is read when the previous one is used up, and nothing is ever read twi
 With ``batch_size=1`` "the page already read" is the cursor itself, at one query per row.
 A resumed run reads from the cursor, so it sees every row after the cursor as of then.
 
+Order
+-----
+Rows come in the database's order of the key, by the key columns' collation (``COLLATE NOCASE``,
+say), which Python's ordering of the cursors need not match. So :func:`sql_rows` and
+:func:`sql_batches` return a :class:`SqlEnumerator`, whose ``vouches_for_order`` tells the runner
+to trust that order rather than check the cursors' direction itself.
+
+Names
+-----
+The table and the key and column names are checked against the table's columns (from a
+``SELECT * ... LIMIT 0``) before the first page: a missing table or an unknown column raises
+:class:`ResumableError` naming it (SQLite would otherwise read an unknown double-quoted name as
+a string literal). SQLite's ``rowid`` (``oid``, ``_rowid_``) is accepted as a key.
+
 Requirements: the key columns must be unique together (a primary key or a unique index;
 duplicates next to each other in a page raise :class:`ResumableError`, duplicates that fall
 across a page boundary would be skipped); an index on the key columns keeps pages cheap.
@@ -46,17 +60,18 @@ SQLite, PostgreSQL and MySQL (with ``ANSI_QUOTES``).
 
 from __future__ import annotations
 
+import difflib
 import logging
 import operator
 import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from itertools import chain, islice
 from typing import Any
 
 from ..errors import ResumableError
 
-__all__ = ["SqlCursor", "SqlRow", "sql_batches", "sql_rows"]
+__all__ = ["SqlCursor", "SqlEnumerator", "SqlRow", "sql_batches", "sql_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +84,31 @@ SqlCursor = list[Any]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _KEY_TYPES = frozenset({int, float, str, bool})
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+_ROWID = frozenset({"rowid", "oid", "_rowid_"})  # SQLite's implicit key, not in SELECT *
+
+
+class SqlEnumerator(Iterator[tuple[Any, SqlCursor]]):
+    """What :func:`sql_rows` and :func:`sql_batches` return: an iterator of ``(row, cursor)``
+    (or ``(rows, cursor)``) pairs in the database's key order. ``vouches_for_order`` is True:
+    the database orders the keys by their collation (``COLLATE NOCASE``, say), which Python's
+    comparison of the cursors need not agree with, so the runner does not check their
+    direction. ``close()`` ends the enumeration early."""
+
+    __slots__ = ("_gen",)
+    vouches_for_order = True
+
+    def __init__(self, gen: Generator[tuple[Any, SqlCursor], None, None]) -> None:
+        self._gen = gen
+
+    def __iter__(self) -> SqlEnumerator:
+        return self
+
+    def __next__(self) -> tuple[Any, SqlCursor]:
+        return next(self._gen)
+
+    def close(self) -> None:
+        """Stop the enumeration: no further page is read."""
+        self._gen.close()
 
 
 def sql_rows(
@@ -81,14 +121,15 @@ def sql_rows(
     params: Sequence[Any] = (),
     batch_size: int = 1000,
     cursor: SqlCursor | None = None,
-) -> Iterator[tuple[SqlRow, SqlCursor]]:
+) -> SqlEnumerator:
     """Yield ``(row, cursor)`` for each row of ``table`` after ``cursor``, in ``key`` order.
 
     ``columns`` is ``"*"`` or a list of column names; ``where`` is an SQL condition with
-    ``params`` for its placeholders; ``batch_size`` rows are read per query.
+    ``params`` for its placeholders; ``batch_size`` rows are read per query. The table and the
+    names are checked at once (ResumableError naming the one that is missing).
     """
     query = _Query("sql_rows", conn, table, key, columns, where, params, batch_size, cursor)
-    return _rows(query)
+    return SqlEnumerator(_rows(query))
 
 
 def sql_batches(
@@ -101,16 +142,16 @@ def sql_batches(
     params: Sequence[Any] = (),
     batch_size: int = 1000,
     cursor: SqlCursor | None = None,
-) -> Iterator[tuple[list[SqlRow], SqlCursor]]:
+) -> SqlEnumerator:
     """Yield ``(rows, cursor)`` per page of at most ``batch_size`` rows after ``cursor``.
 
     Same arguments as :func:`sql_rows`; the cursor is the key of the last row of the page.
     """
     query = _Query("sql_batches", conn, table, key, columns, where, params, batch_size, cursor)
-    return _batches(query)
+    return SqlEnumerator(_batches(query))
 
 
-def _rows(query: _Query) -> Iterator[tuple[SqlRow, SqlCursor]]:
+def _rows(query: _Query) -> Generator[tuple[SqlRow, SqlCursor], None, None]:
     nk = query.nk
     for names, page in query.pages():
         keys = query.page_keys(page)
@@ -122,7 +163,7 @@ def _rows(query: _Query) -> Iterator[tuple[SqlRow, SqlCursor]]:
                 yield dict(zip(names, raw[nk:], strict=True)), list(k)
 
 
-def _batches(query: _Query) -> Iterator[tuple[list[SqlRow], SqlCursor]]:
+def _batches(query: _Query) -> Generator[tuple[list[SqlRow], SqlCursor], None, None]:
     nk = query.nk
     for names, page in query.pages():
         keys = query.page_keys(page)
@@ -155,6 +196,7 @@ class _Query:
         self.keys = tuple(keys)
         self.nk = len(keys)
         key_q = [_quote(fn, "key column", k) for k in keys]
+        cols: list[Any] = []
         if isinstance(columns, str) and columns == "*":
             cols_q = ["*"]
         else:
@@ -171,8 +213,10 @@ class _Query:
         self.params = list(params)
         self.cursor = None if cursor is None else self._check_cursor(cursor)
         ph = _placeholder(fn, conn)
+        table_q = _quote(fn, "table", table, True)
+        self._check_names(table, table_q, cols)
 
-        head = f"SELECT {', '.join(key_q + cols_q)} FROM {_quote(fn, 'table', table, True)}"
+        head = f"SELECT {', '.join(key_q + cols_q)} FROM {table_q}"
         tail = f" ORDER BY {', '.join(key_q)} LIMIT {batch_size}"
         cond = [f"({where})"] if where is not None else []
         self.first_sql = head + (f" WHERE {cond[0]}" if cond else "") + tail
@@ -187,6 +231,35 @@ class _Query:
             ]
             after = [f"{key_q[0]} >= {ph}", "(" + " OR ".join(terms) + ")"]
         self.next_sql = head + " WHERE " + " AND ".join(cond + after) + tail
+
+    def _check_names(self, table: str, table_q: str, cols: list[str]) -> None:
+        """Raise unless ``table`` can be read and has the key columns and ``cols``."""
+        fn = self.fn
+        c = self.conn.cursor()
+        try:
+            try:
+                c.execute(f"SELECT * FROM {table_q} LIMIT 0")
+            except Exception as exc:  # the driver's own error classes
+                raise ResumableError(
+                    f"{fn}: table {table!r} cannot be read ({type(exc).__name__}: {exc}); "
+                    "check that it exists and its name (schema.table allowed)"
+                ) from None
+            names = [d[0] for d in c.description or ()]
+        finally:
+            c.close()
+        if not names:  # the driver does not describe the table: nothing to check against
+            return
+        known = {str(n).lower() for n in names}
+        for what, name in [*(("key column", k) for k in self.keys),
+                           *(("column", col) for col in cols)]:
+            if name.lower() in known or (what == "key column" and name.lower() in _ROWID):
+                continue
+            close = difflib.get_close_matches(name, [str(n) for n in names], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ResumableError(
+                f"{fn}: table {table!r} has no {what} {name!r} (its columns: "
+                f"{', '.join(map(str, names))}){hint}"
+            )
 
     def next_params(self, last: Sequence[Any]) -> list[Any]:
         """Parameters of the page after key ``last``, in the order of ``next_sql``."""
