@@ -18,7 +18,8 @@ from deploysim.strategies.resumable import enumerators as en
 
 PUBLIC = {
     "CheckpointStore", "IterationJob", "JobRecord", "Lease", "LeaseHeldError", "MemoryStore",
-    "ResumableError", "RunResult", "Runner", "SQLiteStore", "StaleLeaseError", "StopSignal",
+    "ResumableError", "RunResult", "Runner", "SQLiteStore", "StaleLeaseError",
+    "StopRequestedError", "StopSignal",
     "Throttle", "TransactionalStore", "enumerators", "stop_on_signals",
 }
 KEPT_FOR_THE_SIMULATOR = ("Execution", "VirtualClock", "WallClock", "Clock", "Pause")

@@ -350,12 +350,13 @@ def test_sigterm_inside_stop_on_signals_stops_at_the_next_item():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_a_stop_requested_before_the_run_still_finishes_the_item_in_hand():
+def test_a_stop_requested_before_the_run_interrupts_before_the_first_item():
     stop = StopSignal()
     stop.request("deploy")
     job = Counting(n=5)
     result = Runner(MemoryStore(), clock=VirtualClock(), stop=stop).run(JOB, job)
-    assert result.interrupted and result.reason == "deploy" and job.seen == [0]
+    assert result.interrupted and result.reason == "deploy" and job.seen == []
+    assert result.items == 0 and result.cursor is None
 
 
 def test_already_completed_job_returns_at_once():

@@ -92,7 +92,7 @@ def test_lease_held_error_survives_pickling_with_its_attributes():
     assert str(held) == str(LeaseHeldError("x", "h:1", 51.0, 3))
 
 
-def test_a_runner_meeting_a_live_lease_raises_lease_held_error_and_writes_nothing(store):
+def test_a_runner_meeting_a_live_lease_is_busy_and_writes_nothing(store):
     clock = VirtualClock()
     store.acquire(JOB, "h:1", 0.0, 60.0)
     before = store.get(JOB)
@@ -105,8 +105,12 @@ def test_a_runner_meeting_a_live_lease_raises_lease_held_error_and_writes_nothin
         def each_iteration(self, item):
             raise AssertionError(f"item {item} ran under another owner's lease")
 
-    with pytest.raises(LeaseHeldError) as info:
-        Runner(store, owner="h:2", clock=clock).run(JOB, Job())
+    result = Runner(store, owner="h:2", clock=clock).run(JOB, Job())
+    assert result.busy and result.status == "busy"
+    assert result.retry_after == 40.0 and "h:1" in result.reason
+    assert store.get(JOB) == before
+    with pytest.raises(LeaseHeldError) as info:  # start() is for callers that drive a run
+        Runner(store, owner="h:2", clock=clock).start(JOB, Job())
     assert info.value.holder == "h:1" and info.value.seconds_left == 40.0
     assert store.get(JOB) == before
 

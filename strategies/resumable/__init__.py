@@ -24,7 +24,7 @@ from . import enumerators
 from .clock import Clock as Clock
 from .clock import VirtualClock as VirtualClock
 from .clock import WallClock as WallClock
-from .errors import LeaseHeldError, ResumableError, StaleLeaseError
+from .errors import LeaseHeldError, ResumableError, StaleLeaseError, StopRequestedError
 from .job import IterationJob
 from .runner import Execution as Execution
 from .runner import Pause as Pause
@@ -54,6 +54,7 @@ __all__ = [
     "Runner",
     "SQLiteStore",
     "StaleLeaseError",
+    "StopRequestedError",
     "StopSignal",
     "Throttle",
     "TransactionalStore",

@@ -3,6 +3,9 @@
 A cursor is a JSON value meaning "the last item completed". ``build_enumerator(cursor)`` returns
 an iterable of ``(item, cursor)`` pairs that starts AFTER that cursor (``None``: from the start).
 Cursors round-trip through JSON, so a tuple comes back as a list: enumerators must accept both.
+The runner checks that cursors keep moving one way (in Python's order) unless the object that
+``build_enumerator`` returns has a truthy ``vouches_for_order`` attribute (an order Python does
+not know, such as a database collation): then a cursor must only differ from the one before.
 """
 
 from __future__ import annotations

@@ -27,9 +27,10 @@
 A schedule is a list of item counts, one per run: ``[3, 0, 7]`` stops (or kills) the first run
 after 3 items, the second at once and the third after 7, then lets the job run to its end. A
 graceful stop is a ``StopSignal``, which the engine reads after every item, so a run stopped "at
-once" still finishes the item in hand. A crash is a SIGKILL: no final checkpoint, the
-uncommitted transaction of an ``exactly_once`` batch is rolled back, the lease is left to
-expire, and a new runner (a new owner) resumes from the last durable checkpoint.
+once" (the stop comes while its first item runs) still finishes the item in hand; a runner whose
+stop was requested before it started runs no item at all. A crash is a SIGKILL: no final
+checkpoint, the uncommitted transaction of an ``exactly_once`` batch is rolled back, the lease
+is left to expire, and a new runner (a new owner) resumes from the last durable checkpoint.
 
 Pass the job as a factory (a class or a function: every run gets a fresh object, as a new
 process would) or as one instance. Keyword arguments go to ``Runner``; the clock defaults to a
@@ -258,13 +259,13 @@ def _one_run(
         original(item)
         executions.append(Executed(run, item))
         done += 1
-        if done == limit:
+        if limit == 0 and not crash and done == 1:  # a stop that came as the run began
+            runner.stop.request(f"test schedule: stop at once in run {run}")
+        elif done == limit:
             if crash:
                 raise _Crash
             runner.stop.request(f"test schedule: stop after {limit} items in run {run}")
 
-    if limit == 0 and not crash:
-        runner.stop.request(f"test schedule: stop at once in run {run}")
     job.each_iteration = each_iteration  # type: ignore[method-assign]
     try:
         return runner.run(job_id, job)
