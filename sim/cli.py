@@ -4,13 +4,16 @@
     deploysim run heroku-hourly              # a table a person reads in seconds
     deploysim run my.toml --strategy sidekiq --strategy resumable --set deploys.every=30m --json
     deploysim scenarios                      # the bundled scenarios
-    deploysim sweep dora-elite --grid deploys.every=1h,4h,1d --out sweep/
+    deploysim sweep heroku-hourly --grid deploys.every=15m,1h,4h --out sweep/
     deploysim chaos --strategy sidekiq       # real processes, real signals, an audit
     deploysim calibrate                      # the chaos harness against the simulator
     deploysim bench engine|sim [--quick] [--json]
     deploysim demo                           # a resumable job: Ctrl-C it, run it again
 
-Bad input gets one line on stderr naming the field or value, and exit status 2. This module
+Bad input gets one line on stderr naming the field or value, and exit status 2. Long work
+shows its progress on stderr (a bar on a terminal, a plain line every few seconds elsewhere;
+``--quiet`` silences it, ``--progress`` forces the lines), and ``run`` and ``sweep`` warn before
+they start when the jobs offered need more workers than the fleet has. This module
 imports only the standard library (and the engine, which needs nothing more), so ``--help`` and
 the advice to install the ``sim`` extra work on a bare install; each command imports what it
 uses when it runs.
@@ -51,10 +54,38 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def _progress_bar(total: int, label: str) -> Any:
-    from tqdm import tqdm
+def _warn(message: str) -> None:
+    print(f"deploysim: warning: {message}", file=sys.stderr)
 
-    return tqdm(total=total, desc=label, unit="run", leave=False, disable=None, file=sys.stderr)
+
+def _load_text(scenario: Any) -> str:
+    """``31 busy workers needed, 20 in the fleet`` for a scenario's offered load."""
+    from .scenario.load import busy_workers
+
+    busy = busy_workers(scenario)
+    needed = "unboundedly many" if busy is None or math.isinf(busy) else f"{math.ceil(busy):,}"
+    return f"{needed} busy workers needed, {scenario.fleet.workers:,} in the fleet"
+
+
+_BACKLOG_WARNING = ("the queue will grow and completion rates will reflect the backlog, "
+                    "not the deploys")
+
+
+def _warn_overload(scenarios: Sequence[Any], labels: Sequence[str] | None = None) -> None:
+    """One line on stderr if any of ``scenarios`` offers a load at or above 1."""
+    from .scenario.load import offered_load
+
+    loads = [offered_load(s) for s in scenarios]
+    over = [(load, i) for i, load in enumerate(loads) if load is not None and load >= 1]
+    if not over:
+        return
+    load, worst = max(over)
+    figure = f"offered load {load:.2f}" if math.isfinite(load) else "infinite offered load"
+    if labels is None or len(scenarios) == 1:
+        _warn(f"{figure}: {_load_text(scenarios[worst])}; {_BACKLOG_WARNING}")
+    else:
+        _warn(f"{figure} in {len(over)} of {len(scenarios)} cells (worst: {labels[worst]}: "
+              f"{_load_text(scenarios[worst])}); {_BACKLOG_WARNING}")
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -92,18 +123,18 @@ def format_run_table(result: Any) -> str:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .durations import format_duration
     from .fleet import replications as simulator
+    from .progress import Progress
     from .scenario import load_scenario, with_overrides
 
     scenario = load_scenario(args.scenario)
     if args.set:
         scenario = with_overrides(scenario, args.set)
     names = simulator.strategies_of(scenario, args.strategy or None)
-    bar = _progress_bar(len(names) * scenario.replications, scenario.name)
-    try:
+    _warn_overload([scenario])
+    with Progress(len(names) * scenario.replications, f"run {scenario.name}", "run",
+                  mode=args.progress_mode) as shown:
         result = simulator.run(scenario, list(names), seed=args.seed,
-                               progress=lambda _msg: bar.update(1))
-    finally:
-        bar.close()
+                               progress=lambda _msg: shown.update(1))
     if args.json:
         json.dump(result.to_dict(), sys.stdout, indent=None if args.compact else 2,
                   allow_nan=False, default=_json_default)
@@ -158,8 +189,9 @@ def _grid_values(text: str) -> tuple[str, list[Any]]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .analysis.sweep import run_sweep, save
+    from .analysis.sweep import make_cells, run_sweep, save
     from .scenario import load_scenario, with_overrides
+    from .scenario.reading import check_rate_units
 
     scenarios = [load_scenario(name) for name in args.scenario]
     if args.set:
@@ -167,8 +199,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     grid = dict(_grid_values(g) for g in args.grid or [])
     if not grid:
         raise SimError("--grid: give at least one KEY=VALUE,VALUE,... to sweep over")
+    for key, values in grid.items():
+        for value in values:
+            check_rate_units({key: value})  # the grid is text: a rate says per what
+    cells = make_cells(scenarios, grid)
+    _warn_overload([c.scenario for c in cells], [c.label for c in cells])
     df = run_sweep(scenarios, grid, args.strategy or None, executor=args.executor,
-                   scheduler=args.scheduler)
+                   scheduler=args.scheduler, progress=args.progress_mode)
     csv_path, json_path = save(df, args.out)
     columns = ["scenario", *grid, "strategy", "completion_rate", "lost", "failed",
                "duplicate_item_executions", "wasted_work_s"]
@@ -181,10 +218,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from .progress import counter
     from .report import make_report
 
+    progress: Any = {"quiet": False, "auto": True}.get(args.progress_mode)
+    if progress is None:
+        progress = counter("report", "cell", args.progress_mode)
     out = make_report(args.out, quick=args.quick, executor=args.executor,
-                      scheduler=args.scheduler)
+                      scheduler=args.scheduler, progress=progress)
     print(f"wrote the report to {out}/README.md (plots, results.csv, results.json beside it)")
     return 0
 
@@ -199,14 +240,18 @@ def _chaos_values(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in CHAOS_FLAGS if getattr(args, k, None) is not None}
 
 
-def _say() -> Any:
-    return (lambda m: print(f"... {m}", file=sys.stderr)) if sys.stderr.isatty() else None
+def _say(mode: str = "auto") -> Any:
+    """What chaos, calibrate and bench call with a status line: shown on a terminal (``auto``),
+    always (``plain``, from --progress) or never (``quiet``)."""
+    shown = mode == "plain" or (mode == "auto" and sys.stderr.isatty())
+    return (lambda m: print(f"... {m}", file=sys.stderr, flush=True)) if shown else None
 
 
 def _cmd_chaos(args: argparse.Namespace) -> int:
     from .chaos import ChaosConfig, format_chaos, run_chaos
 
-    audit = run_chaos(ChaosConfig.from_args(**_chaos_values(args)), progress=_say())
+    audit = run_chaos(ChaosConfig.from_args(**_chaos_values(args)),
+                      progress=_say(args.progress_mode))
     return _show(audit, args.json, format_chaos)
 
 
@@ -214,7 +259,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .chaos import CALIBRATION_DEFAULTS, ChaosConfig, format_calibration, run_calibration
 
     config = ChaosConfig.from_args(CALIBRATION_DEFAULTS, **_chaos_values(args))
-    result = run_calibration(config, args.strategy_list or None, progress=_say())
+    result = run_calibration(config, args.strategy_list or None, progress=_say(args.progress_mode))
     return _show(result, args.json, format_calibration)
 
 
@@ -243,6 +288,28 @@ def _add_chaos_flags(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> No
     p.add_argument("--duration", help="the run stops by itself after this long" + d("duration"))
     p.add_argument("--seed", type=int, help="seed of the deploy and crash schedule" + d("seed"))
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_progress_flags(p)
+
+
+def _add_progress_flags(p: argparse.ArgumentParser) -> None:
+    """--quiet and --progress, into ``args.progress_mode`` (a mode of
+    ``deploysim.sim.progress``)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--quiet", dest="progress_mode", action="store_const", const="quiet",
+                       help="show no progress on stderr")
+    group.add_argument("--progress", dest="progress_mode", action="store_const", const="plain",
+                       help="progress as a plain line on stderr every few seconds, even on a "
+                            "terminal (the default off a terminal)")
+    p.set_defaults(progress_mode="auto")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deploysim")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 # -- bench -----------------------------------------------------------------------------------
@@ -255,7 +322,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .bench.sim import bench_sim as bench_engine  # type: ignore[assignment]
         from .bench.sim import format_table  # type: ignore[assignment]
 
-    return _show(bench_engine(quick=args.quick, progress=_say()), args.json, format_table)
+    result = bench_engine(quick=args.quick, progress=_say(args.progress_mode))
+    return _show(result, args.json, format_table)
 
 
 # -- demo ------------------------------------------------------------------------------------
@@ -280,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     p = _Parser(prog="deploysim", description="What happens to a running job when you deploy.")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
+    p.add_argument("--version", action="version", version=f"deploysim {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="simulate a scenario for each strategy")
@@ -293,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a scenario value, e.g. deploys.every=30m (repeatable)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("--compact", action="store_true", help="with --json: on one line")
+    _add_progress_flags(run)
     run.set_defaults(func=_cmd_run)
 
     sc = sub.add_parser("scenarios", help="list the bundled scenarios")
@@ -307,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
                         default="processes", help="where cells run (default: all cores)")
     report.add_argument("--scheduler", metavar="ADDRESS",
                         help="with --executor dask: a running scheduler")
+    _add_progress_flags(report)
     report.set_defaults(func=_cmd_report)
 
     sweep = sub.add_parser("sweep", help="scenarios x strategies x a grid of values, to CSV/JSON")
@@ -321,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
                        default="processes", help="where cells run (default: all cores)")
     sweep.add_argument("--scheduler", metavar="ADDRESS",
                        help="with --executor dask: a running scheduler (default: a local cluster)")
+    _add_progress_flags(sweep)
     sweep.set_defaults(func=_cmd_sweep)
 
     from .chaos.config import CALIBRATION_DEFAULTS, CHAOS_STRATEGIES, ChaosConfig
@@ -344,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=("engine", "sim"))
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     bench.add_argument("--json", action="store_true")
+    _add_progress_flags(bench)
     bench.set_defaults(func=_cmd_bench)
 
     demo = sub.add_parser("demo", help="a resumable job over a SQLite table: Ctrl-C it, run it "
@@ -377,7 +450,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 """The packages of the ``sim`` extra each command imports (``demo`` shows a tqdm bar)."""
 
 _TABLES = ("run", "bench engine", "bench sim")
-"""Commands that print a text table (``sim.text``, on tabulate) unless given --json."""
+"""Commands that print a text table (``deploysim.sim.text``) unless given --json."""
 
 
 def _command(args: argparse.Namespace) -> str:

@@ -17,8 +17,9 @@ SMALL = {"horizon": ["6h"], "replications": [1]}
 
 
 def _sweep(grid: dict, executor: str = "serial", **kwargs: object) -> pd.DataFrame:
+    kwargs.setdefault("progress", False)
     return run_sweep(["dora-elite"], {**SMALL, **grid}, ["sidekiq", "resumable"],
-                     executor=executor, progress=False, **kwargs)
+                     executor=executor, **kwargs)
 
 
 def test_a_cell_seed_depends_on_its_values_not_on_the_rest_of_the_grid() -> None:
@@ -63,6 +64,29 @@ def test_save_writes_csv_and_json_with_every_row(tmp_path) -> None:  # type: ign
 def test_a_bad_grid_fails_before_anything_runs(grid: dict, message: str) -> None:
     with pytest.raises(SimError, match=message.replace("?", r"\?")):
         run_sweep(["dora-elite"], grid, progress=False)
+
+
+@pytest.mark.parametrize("progress", [True, "plain"])
+def test_progress_off_a_terminal_is_plain_lines_on_stderr(
+    progress: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("deploysim.sim.progress.PLAIN_EVERY", 0.0)  # a line for every cell
+    _sweep({"deploys.rate": ["4/d", "24/d"]}, progress=progress)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["sweep: 1/2 cells", "sweep: 2/2 cells"]
+
+
+def test_progress_false_or_quiet_says_nothing_and_a_callable_is_called(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("deploysim.sim.progress.PLAIN_EVERY", 0.0)
+    calls: list[tuple[int, int]] = []
+    for progress in (False, "quiet", lambda done, total: calls.append((done, total))):
+        _sweep({"deploys.rate": ["4/d", "24/d"]}, progress=progress)
+    assert capsys.readouterr().err == ""
+    assert calls == [(1, 2), (2, 2)]
+    with pytest.raises(SimError, match="run_sweep progress: 'loud'"):
+        _sweep({"deploys.rate": ["4/d"]}, progress="loud")
 
 
 def test_an_unknown_executor_is_named() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
@@ -26,6 +25,7 @@ from typing import Any
 
 from ..errors import SimError
 from ..executors import EXECUTORS, check_executor, run_all
+from ..progress import MODES, Progress
 from ..scenario import Scenario, load_scenario, with_values
 
 __all__ = [
@@ -120,10 +120,14 @@ def run_sweep(
     executor: str = "processes",
     processes: int | None = None,
     scheduler: str | None = None,
-    progress: bool | Callable[[int, int], None] = True,
+    progress: bool | str | Callable[[int, int], None] = True,
 ) -> Any:
     """Run every cell for every strategy; return a pandas DataFrame, one row per cell and
-    strategy, in cell order whatever order the cells finished in."""
+    strategy, in cell order whatever order the cells finished in.
+
+    ``progress`` is shown on stderr (``deploysim.sim.progress``): True is ``"auto"`` (a bar on
+    a terminal, a plain line every few seconds elsewhere), False is ``"quiet"``, ``"plain"``
+    forces the lines; a callable is called as ``progress(done, total)`` after each cell."""
     import pandas as pd
 
     check_executor(executor)
@@ -144,7 +148,7 @@ def run_sweep(
     return pd.DataFrame([row for group in rows for row in group])
 
 
-def _ticker(total: int, progress: bool | Callable[[int, int], None]) -> Any:
+def _ticker(total: int, progress: bool | str | Callable[[int, int], None]) -> Any:
     if callable(progress):
         done = [0]
 
@@ -154,16 +158,17 @@ def _ticker(total: int, progress: bool | Callable[[int, int], None]) -> Any:
 
         tick.close = lambda: None  # type: ignore[attr-defined]
         return tick
-    from tqdm import tqdm
+    if isinstance(progress, str) and progress not in MODES:
+        raise SimError(f"run_sweep progress: {progress!r}; use True, False, a callable or one "
+                       f"of {', '.join(MODES)}")
+    mode = progress if isinstance(progress, str) else "auto" if progress else "quiet"
+    shown = Progress(total, "sweep", "cell", mode=mode)
 
-    bar = tqdm(total=total, unit="cell", leave=False, disable=None if progress else True,
-               file=sys.stderr)
+    def tick_shown() -> None:
+        shown.update(1)
 
-    def tick_bar() -> None:
-        bar.update(1)
-
-    tick_bar.close = bar.close  # type: ignore[attr-defined]
-    return tick_bar
+    tick_shown.close = shown.close  # type: ignore[attr-defined]
+    return tick_shown
 
 
 def numeric_columns(df: Any) -> Any:

@@ -25,7 +25,7 @@ A scenario file looks like this (durations as "25s", "10m", "4h", "30d"; rates a
 
     [workload]
     arrivals = "poisson"         # or "backlog" with count = N
-    rate = "600/h"
+    rate = "600/h"               # a rate says per what: "600/h", "10/min", "1/s"
     length = { kind = "lognormal", median = "30s", sigma = 1.0 }
     item_time = "1s"
     hang_probability = 0.0
@@ -34,7 +34,10 @@ A scenario file looks like this (durations as "25s", "10m", "4h", "30d"; rates a
     [strategies.sidekiq]         # durations read to seconds, the rest passed to the strategy
     timeout = "25s"
 
-Unknown keys (outside ``strategies``) are errors that suggest the nearest valid key.
+Unknown keys (outside ``strategies``) are errors that suggest the nearest valid key; a key the
+table's choice does not use (``every`` with ``schedule = "poisson"``, ``count`` with Poisson
+arrivals, ``median`` in an exponential length) is an error that names the key it does use
+(``applies``). ``load.offered_load`` says how busy the arrivals keep the fleet.
 
 The scenario model lives in the modules of ``deploysim.sim.scenario``: ``model`` (the values),
 with ``deploys``, ``workloads`` and ``lengths`` (their parts) and ``checks`` (their number
@@ -50,6 +53,7 @@ from __future__ import annotations
 
 from .deploys import PRESETS, Crashes, Deploys, Platform, platform_preset
 from .files import BUNDLED_DIR, bundled_scenarios, load_scenario
+from .load import busy_workers, offered_load
 from .model import DEFAULT_CLASS, Fleet, FrozenTable, Scenario
 from .overrides import parse_assignments, with_overrides, with_values
 from .reading import scenario_from_dict
@@ -89,8 +93,10 @@ __all__ = [
     "Weibull",
     "Workload",
     "bundled_scenarios",
+    "busy_workers",
     "load_empirical",
     "load_scenario",
+    "offered_load",
     "parse_assignments",
     "platform_preset",
     "scenario_from_dict",

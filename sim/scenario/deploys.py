@@ -66,7 +66,8 @@ class Deploys:
 
     ``batch_size`` makes a rolling deploy: that many workers at a time, each batch waiting for
     the previous one to drain; None stops all workers at once. Fields a schedule does not use
-    are ignored.
+    are ignored here; a scenario file may not hold them (the reader names the key the schedule
+    does use, see ``applies``) and ``scenario_to_dict`` does not write them.
     """
 
     schedule: Literal["none", "periodic", "poisson", "business-hours", "times"]

@@ -11,7 +11,7 @@ from deploysim.strategies.hints import did_you_mean
 
 from ..errors import SimError
 from .model import Scenario
-from .reading import scenario_from_dict
+from .reading import check_rate_units, scenario_from_dict
 
 __all__ = ["BUNDLED_DIR", "bundled_scenarios", "load_scenario"]
 
@@ -60,6 +60,7 @@ def load_scenario(name_or_path: str) -> Scenario:
         raise SimError(f"scenario: {path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise SimError(f"scenario: cannot read {path}: {exc.strerror}") from None
+    check_rate_units(data)  # a file is text: a rate says per what
     scenario = scenario_from_dict(data, str(path))
     logger.debug("loaded scenario %r from %s", scenario.name, path)
     return scenario

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import SimError
+from .applies import prune
 from .model import Scenario
-from .reading import scenario_from_dict
+from .reading import LENGTH_PARAMS, check_rate_units, scenario_from_dict
 from .writing import scenario_to_dict
 
 __all__ = ["parse_assignments", "with_overrides", "with_values"]
@@ -44,12 +45,32 @@ def _child(node: Any, part: str, path: str) -> Any:
     return child
 
 
+def _tables_with_choices(d: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The tables of ``d`` whose keys depend on a choice, each with the path ``prune`` takes:
+    deploys (schedule), workload (arrivals) and every length table (kind)."""
+    tables: list[tuple[str, Any]] = [("deploys", d.get("deploys")),
+                                     ("workload", d.get("workload"))]
+    workload = d.get("workload")
+    if isinstance(workload, dict):
+        entries = [workload, *(workload.get("classes") or [])]
+        tables += [("length", e.get("length")) for e in entries if isinstance(e, dict)]
+    return [(path, table) for path, table in tables if isinstance(table, dict)]
+
+
 def with_values(s: Scenario, values: Mapping[str, Any], source: str = "") -> Scenario:
     """``s`` with each dotted key of ``values`` set to its value: ``deploys.every`` (3600.0 or
     "1h"), ``fleet.workers``, ``workload.length.median``, ``workload.classes.batch.weight``
     (an entry by name or index) or ``strategies.sidekiq.timeout``. The result is checked like
-    a scenario file, and errors name the key."""
+    a scenario file, and errors name the key.
+
+    Values are Python values or text: a duration is seconds (3600.0) or "1h", a rate is
+    events per second (0.5) or "30/m"; text without a unit ("300") is an error, as in a file.
+    A key the scenario's deploy schedule, arrivals or length kind does not use is an error
+    that names the key that does (``deploys.every`` on Poisson deploys); set the choice too
+    (``deploys.schedule``) and the keys of the old choice are dropped."""
     d = scenario_to_dict(s)
+    user_keys: set[tuple[int, str]] = set()  # (table, key) pairs set here, not written back
+    user_tables: set[int] = set()
     for key, value in values.items():
         parts = [part.strip() for part in str(key).split(".")]
         if not key or any(not part for part in parts):
@@ -74,7 +95,13 @@ def with_values(s: Scenario, values: Mapping[str, Any], source: str = "") -> Sce
             node[node.index(target)] = value
         else:
             node[last] = value
+            user_keys.add((id(node), last))
+        user_tables.add(id(value))
         logger.debug("scenario %r: set %s = %r", s.name, key, value)
+    for path, table in _tables_with_choices(d):
+        if id(table) not in user_tables:
+            keep = {k for k in table if (id(table), k) in user_keys}
+            prune(table, path, keep, LENGTH_PARAMS)
     return scenario_from_dict(d, source or f"{s.name} with values")
 
 
@@ -98,5 +125,7 @@ def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
 
 def with_overrides(s: Scenario, assignments: Iterable[str]) -> Scenario:
     """``s`` with the CLI's ``--set key=value`` strings applied (``parse_assignments``, then
-    ``with_values``)."""
-    return with_values(s, parse_assignments(assignments), f"{s.name} with --set")
+    ``with_values``); a rate is text here and needs its unit (``workload.rate=300/h``)."""
+    values = parse_assignments(assignments)
+    check_rate_units(values)
+    return with_values(s, values, f"{s.name} with --set")

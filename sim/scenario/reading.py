@@ -18,12 +18,13 @@ from deploysim.strategies.hints import did_you_mean
 
 from ..durations import parse_duration, parse_rate
 from ..errors import SimError
+from .applies import check_applies, check_length_applies
 from .deploys import PLATFORMS, PRESETS, SCHEDULES, Crashes, Deploys, Platform
 from .model import DEFAULT_CLASS, Fleet, FrozenTable, Scenario
 from .strategy_tables import read_strategy_params
 from .workloads import LENGTH_KINDS, Empirical, JobClass, LengthDist, Workload, load_empirical
 
-__all__ = ["LENGTH_PARAMS", "scenario_from_dict"]
+__all__ = ["LENGTH_PARAMS", "RATE_KEYS", "check_rate_units", "scenario_from_dict"]
 
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -60,6 +61,31 @@ _KEYS: dict[str, tuple[str, ...]] = {
 }
 
 _MISSING: Any = object()
+
+#: The dotted keys that hold rates.
+RATE_KEYS = ("deploys.rate", "workload.rate")
+
+
+def _unitless_rate(value: object, path: str) -> SimError:
+    text = str(value).strip()
+    return SimError(
+        f"{path}: {text} has no unit; write e.g. \"{text}/h\", \"{text}/min\" or \"{text}/s\" "
+        "(events per hour, minute or second)"
+    )
+
+
+def check_rate_units(tables: Mapping[str, Any], prefix: str = "") -> None:
+    """Raise SimError if a rate in ``tables`` (a scenario file's tables, or dotted keys and
+    values as ``--set`` gives them) is a bare number: text must say per what, "300/h".
+
+    Only text is checked so: numbers a program passes to ``scenario_from_dict`` or
+    ``with_values`` are events per second."""
+    for key, value in tables.items():
+        path = _join(prefix, str(key))
+        if isinstance(value, Mapping):
+            check_rate_units(value, path)
+        elif path in RATE_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
+            raise _unitless_rate(value, path)
 
 
 def _join(path: str, key: str) -> str:
@@ -99,6 +125,9 @@ def _rate(table: Mapping[str, Any], key: str, path: str, default: Any) -> Any:
     value = _value(table, key, path, default, "give a rate, e.g. '40/d'")
     if key not in table:
         return value
+    if isinstance(value, str) and "/" not in value and " per " not in value:
+        parse_rate(value, _join(path, key))  # not a number at all: the reader's own error
+        raise _unitless_rate(value, _join(path, key))
     return parse_rate(value, _join(path, key))
 
 
@@ -206,6 +235,7 @@ def _read_deploys(table: Mapping[str, Any]) -> Deploys:
             for i, time in enumerate(_array(table, "times", path))
         )
     Deploys.validate(values, path)
+    check_applies(table, path)  # after the values: a bad value is named as such first
     return Deploys(**values)
 
 
@@ -221,6 +251,7 @@ def _read_length(value: object, path: str, base_dir: Path | None) -> LengthDist:
         return LENGTH_KINDS["fixed"](parse_duration(value, path))
     table = _as_table(value, path)
     kind = _choice(table, "kind", path, _MISSING, tuple(LENGTH_KINDS))
+    check_length_applies(table, path, kind, LENGTH_PARAMS)
     if kind == "empirical":
         return _read_empirical(table, path, base_dir)
     params = LENGTH_PARAMS[kind]
@@ -300,6 +331,7 @@ def _read_workload(table: Mapping[str, Any], base_dir: Path | None) -> Workload:
         "count": _value(table, "count", path, None, ""),
     }
     Workload.validate(values, path)
+    check_applies(table, path)
     if "classes" in table:
         inline = [key for key in ("length", "item_time", "hang_probability") if key in table]
         if inline:

@@ -92,7 +92,8 @@ class JobClass:
 class Workload:
     """Where jobs come from: a Poisson stream of ``rate`` jobs per second, or a ``backlog`` of
     ``count`` jobs all enqueued at time 0; each job belongs to one of ``classes``, drawn by
-    weight. (``rate`` is ignored for a backlog and ``count`` for Poisson arrivals.)"""
+    weight. (``rate`` is ignored for a backlog and ``count`` for Poisson arrivals; a scenario
+    file may not hold the one its arrivals ignore.)"""
 
     arrivals: Literal["poisson", "backlog"]
     rate: float | None

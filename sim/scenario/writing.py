@@ -1,6 +1,7 @@
 """Writing a ``Scenario`` back as the tables of a scenario file (``scenario_to_dict``):
 durations as "25s", rates as "40/d", so that ``scenario_from_dict`` reads it back to an
-equal Scenario."""
+equal Scenario. Fields the deploy schedule or the arrivals do not use are not written (a file
+may not hold them), so a scenario built with such a field reads back without it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 from ..durations import format_duration, format_rate
 from ..errors import SimError
-from .deploys import PRESETS, Deploys, Platform
+from .applies import ARRIVAL_KEYS, SCHEDULE_KEYS
+from .deploys import PRESETS, Platform
 from .model import DEFAULT_CLASS, Scenario
 from .reading import LENGTH_PARAMS
 from .strategy_tables import write_strategy_params
@@ -64,27 +66,28 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         platform["daily_restarts"] = s.platform.daily_restarts
 
     d = s.deploys
+    uses = SCHEDULE_KEYS[d.schedule]  # a field the schedule does not use is not written
     deploys: dict[str, Any] = {"schedule": d.schedule}
-    if d.every is not None:
+    if d.every is not None and "every" in uses:
         deploys["every"] = format_duration(d.every)
-    if d.rate is not None:
+    if d.rate is not None and "rate" in uses:
         deploys["rate"] = format_rate(d.rate)
-    if d.schedule == "business-hours" or d.days != Deploys.days:
+    if "days" in uses:
         deploys["days"] = list(d.days)
-    if d.schedule == "business-hours" or d.hours != Deploys.hours:
+    if "hours" in uses:
         deploys["hours"] = list(d.hours)
-    if d.schedule == "times" or d.times:
+    if "times" in uses:
         deploys["times"] = [format_duration(t) for t in d.times]
-    if d.batch_size is not None:
+    if d.batch_size is not None and "batch_size" in uses:
         deploys["batch_size"] = d.batch_size
-    if d.phase is not None:
+    if d.phase is not None and "phase" in uses:
         deploys["phase"] = format_duration(d.phase)
 
     w = s.workload
     workload: dict[str, Any] = {"arrivals": w.arrivals}
-    if w.rate is not None:
+    if w.rate is not None and "rate" in ARRIVAL_KEYS[w.arrivals]:
         workload["rate"] = format_rate(w.rate)
-    if w.count is not None:
+    if w.count is not None and "count" in ARRIVAL_KEYS[w.arrivals]:
         workload["count"] = w.count
     only = w.classes[0]
     if len(w.classes) == 1 and only.name == DEFAULT_CLASS and only.weight == 1.0:
