@@ -131,9 +131,9 @@ class LengthFit:
         return np.asarray(self._law.cdf(np.asarray(x, dtype=float)), dtype=float)
 
     def law(self, maximum: float | None = None) -> LengthDist:
-        """The fitted law as a ``sim.workloads`` length distribution. ``maximum`` (seconds)
-        truncates a Pareto law there (its mean is infinite for alpha <= 1); the other laws
-        ignore it."""
+        """The fitted law as a length distribution of ``deploysim.sim.scenario.lengths``.
+        ``maximum`` (seconds) truncates a Pareto law there (its mean is infinite for
+        alpha <= 1); the other laws ignore it."""
         return _length_dist(self.name, self.params, maximum)
 
     def as_length_table(self, digits: int = 4, maximum: float | None = None) -> dict[str, Any]:

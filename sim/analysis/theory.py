@@ -6,7 +6,7 @@ length, ``lambda`` the rate of a Poisson deploy (or crash) process and ``M = 1/l
 fixed deploy period, ``K`` the grace before a hard kill, ``D`` the downtime after a kill, ``C`` the
 checkpoint cost, ``R`` the restart cost and ``T_s`` the failure-free work. ``E[T]`` is the
 expected wall time from the first start of a job to its completion. A negative, non-finite or
-otherwise impossible argument raises ``sim.errors.SimError`` naming the argument.
+otherwise impossible argument raises ``deploysim.sim.errors.SimError`` naming the argument.
 
 One lemma carries formulas 1, 2 and 4. For ``X ~ Exp(lambda)`` and ``a >= 0``,
 ``E[X; X < a] = (1 - e^(-lambda a))/lambda - a e^(-lambda a)``. If attempts fail independently

@@ -1,5 +1,6 @@
 """How much the resumable engine costs: per-item overhead, overhead on real work, checkpoint
-latency, and (from ``sim.bench_io``) resume and iteration costs of the CSV and SQL enumerators.
+latency, and (from ``deploysim.sim.bench.io``) resume and iteration costs of the CSV and SQL
+enumerators.
 
 Every figure is measured in the same run on this machine. Timed runs of the engine and of the
 plain loop it is compared with are interleaved, and the best of several is kept, so that a noisy

@@ -1,8 +1,8 @@
 """The fleet's values: what the queue holds (``Unit``), a worker slot (``Worker``), the record of
 one deploy (``DeployRecord``) and everything random about one replication (``Draws``).
 
-A leaf of ``sim.fleet``: the simulation, its engine adapter and the ledger all use these, and
-this module uses none of them.
+A leaf of ``deploysim.sim.fleet``: the simulation, its engine adapter and the ledger all use
+these, and this module uses none of them.
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ from the numbers.
     make_report("reports")                 # the committed report, a few minutes on 2 cores
     make_report("/tmp/r", quick=True)      # a coarse grid for CI, seconds
 
-Four parts, each a sweep (``sim.analysis.sweep.run_sweep``) except the last:
+Four parts, each a sweep (``deploysim.sim.analysis.sweep.run_sweep``) except the last:
 
 - ``grid``: one job of a fixed length alone on one worker, periodic deploys of ``n`` a day, each
   replication with its own deploy phase: the completion rate of a job of that length under that
-  rhythm, to set against the closed forms of ``sim.analysis.theory``;
+  rhythm, to set against the closed forms of ``deploysim.sim.analysis.theory``;
 - ``scenarios``: the bundled scenarios (all but the benchmark), horizons capped to keep the run
   short;
 - ``checkpoint``: a resumable job under Poisson crashes, swept over its checkpoint interval, to

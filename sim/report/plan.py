@@ -3,8 +3,8 @@ scenarios they are built from, and the constants that fix them; ``make_plan`` bu
 same every time.
 
 Grid values are kept as ``results.csv`` spells them ("1h 30m", "1m30s"): a cell's seed is
-derived from that spelling (``sim.analysis.sweep.cell_seed``). Their durations in seconds are
-kept beside them, in ``Part.seconds``, so that nothing has to parse them again.
+derived from that spelling (``deploysim.sim.analysis.sweep.cell_seed``). Their durations in
+seconds are kept beside them, in ``Part.seconds``, so that nothing has to parse them again.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from the Okabe-Ito palette, which stays distinct under the common colour-vision 
     from deploysim.sim.report import plots
     plots.draw_all(results, plan, "reports")
 
-It reads the plan (``.plan``) and the closed forms (``sim.analysis.theory``) and nothing else of
-the report: no simulator runs here.
+It reads the plan (``.plan``) and the closed forms (``deploysim.sim.analysis.theory``) and
+nothing else of the report: no simulator runs here.
 """
 
 from __future__ import annotations

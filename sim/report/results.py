@@ -15,7 +15,7 @@ from .plan import PARTS, STRATEGY_ORDER
 __all__ = ["ID_COLUMNS", "TEXT_COLUMNS", "as_written", "order_rows", "read_results",
            "write_results"]
 
-#: Columns naming a row (before the RESULT fields of ``sim.analysis.sweep.flatten``).
+#: Columns naming a row (before the RESULT fields of ``deploysim.sim.analysis.sweep.flatten``).
 ID_COLUMNS = (
     "part",
     "scenario",
@@ -54,8 +54,8 @@ def order_rows(df: Any) -> Any:
 
 
 def write_results(df: Any, out_dir: str | Path) -> Any:
-    """Write ``results.csv`` and ``results.json`` (``sim.analysis.sweep.save``); return the rows
-    as read back from the CSV."""
+    """Write ``results.csv`` and ``results.json`` (``deploysim.sim.analysis.sweep.save``);
+    return the rows as read back from the CSV."""
     csv_path, _ = save(df, out_dir)
     return read_results(csv_path)
 

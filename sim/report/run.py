@@ -3,7 +3,7 @@ columns the plots and findings read (lengths, rhythms, intervals, closed forms).
 
     df = run_plan(make_plan(quick=True), executor="serial", progress=False)
 
-Every fan-out goes through ``sim.executors.run_all`` or ``run_sweep``, so ``executor`` and
+Every fan-out goes through ``deploysim.sim.executors.run_all`` or ``run_sweep``, so ``executor`` and
 ``scheduler`` mean the same for each: every core, this process, or a Dask cluster.
 """
 
