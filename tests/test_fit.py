@@ -19,7 +19,7 @@ from deploysim.sim.analysis.fit import (
 from deploysim.sim.durations import parse_duration
 from deploysim.sim.errors import SimError
 from deploysim.sim.scenario import scenario_from_dict
-from deploysim.sim.scenario.workloads import Exponential, Lognormal, Pareto, Weibull
+from deploysim.sim.scenario.lengths import Exponential, Lognormal, Pareto, Weibull
 
 N = 4000
 

@@ -33,9 +33,9 @@ from deploysim.sim.scenario import (
     with_values,
 )
 from deploysim.sim.scenario.deploys import Crashes, Platform
+from deploysim.sim.scenario.lengths import Exponential, Fixed
 from deploysim.sim.scenario.load import busy_workers, offered_load
 from deploysim.sim.scenario.model import Fleet
-from deploysim.sim.scenario.workloads import Exponential, Fixed
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 HOUR = 3600.0

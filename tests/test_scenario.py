@@ -24,15 +24,8 @@ from deploysim.sim.scenario import (
     with_overrides,
 )
 from deploysim.sim.scenario.deploys import PRESETS, Crashes, Deploys, Platform
-from deploysim.sim.scenario.workloads import (
-    Empirical,
-    Fixed,
-    JobClass,
-    Lognormal,
-    Pareto,
-    Weibull,
-    Workload,
-)
+from deploysim.sim.scenario.lengths import Empirical, Fixed, Lognormal, Pareto, Weibull
+from deploysim.sim.scenario.workloads import JobClass, Workload
 
 DAY = 86400.0
 

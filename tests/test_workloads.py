@@ -12,18 +12,20 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from deploysim.sim.errors import SimError
-from deploysim.sim.scenario.workloads import (
+from deploysim.sim.scenario.lengths import (
     Empirical,
     Exponential,
     Fixed,
-    JobClass,
     LengthDist,
     Lognormal,
     Pareto,
     Weibull,
+    load_empirical,
+)
+from deploysim.sim.scenario.workloads import (
+    JobClass,
     Workload,
     arrival_times,
-    load_empirical,
     poisson_times,
     sample_jobs,
 )

@@ -38,7 +38,7 @@ from scipy import stats
 
 from ..durations import format_duration, parse_duration
 from ..errors import SimError
-from ..scenario.workloads import Exponential, LengthDist, Lognormal, Pareto, Weibull
+from ..scenario.lengths import Exponential, LengthDist, Lognormal, Pareto, Weibull
 
 __all__ = [
     "FAMILIES",

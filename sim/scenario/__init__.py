@@ -53,23 +53,22 @@ from __future__ import annotations
 
 from .deploys import PRESETS, Crashes, Deploys, Platform, platform_preset
 from .files import BUNDLED_DIR, bundled_scenarios, load_scenario
-from .load import busy_workers, offered_load
-from .model import DEFAULT_CLASS, Fleet, FrozenTable, Scenario
-from .overrides import parse_assignments, with_overrides, with_values
-from .reading import scenario_from_dict
-from .workloads import (
+from .lengths import (
     LENGTH_KINDS,
     Empirical,
     Exponential,
     Fixed,
-    JobClass,
     LengthDist,
     Lognormal,
     Pareto,
     Weibull,
-    Workload,
     load_empirical,
 )
+from .load import busy_workers, offered_load
+from .model import DEFAULT_CLASS, Fleet, FrozenTable, Scenario
+from .overrides import parse_assignments, with_overrides, with_values
+from .reading import scenario_from_dict
+from .workloads import JobClass, Workload
 from .writing import scenario_to_dict
 
 __all__ = [

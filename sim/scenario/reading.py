@@ -20,9 +20,10 @@ from ..durations import parse_duration, parse_rate
 from ..errors import SimError
 from .applies import check_applies, check_length_applies
 from .deploys import PLATFORMS, PRESETS, SCHEDULES, Crashes, Deploys, Platform
+from .lengths import LENGTH_KINDS, Empirical, LengthDist, load_empirical
 from .model import DEFAULT_CLASS, Fleet, FrozenTable, Scenario
 from .strategy_tables import read_strategy_params
-from .workloads import LENGTH_KINDS, Empirical, JobClass, LengthDist, Workload, load_empirical
+from .workloads import JobClass, Workload
 
 __all__ = ["LENGTH_PARAMS", "RATE_KEYS", "check_rate_units", "scenario_from_dict"]
 

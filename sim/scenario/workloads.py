@@ -1,8 +1,8 @@
 """Workloads: when jobs arrive, how long they run, how many items they hold, which ones hang.
 
 A workload is a stream of arrivals (Poisson, or a backlog at time 0) of jobs of a few
-``JobClass`` es, each with a length law of ``deploysim.sim.scenario.lengths`` (re-exported
-here); ``sample_jobs`` draws their lengths, items and hang flags from a seeded generator.
+``JobClass`` es, each with a length law of ``deploysim.sim.scenario.lengths``;
+``sample_jobs`` draws their lengths, items and hang flags from a seeded generator.
 """
 
 from __future__ import annotations
@@ -16,32 +16,13 @@ import numpy as np
 
 from ..errors import SimError
 from .checks import positive, probability
-from .lengths import (
-    LENGTH_KINDS,
-    Empirical,
-    Exponential,
-    Fixed,
-    LengthDist,
-    Lognormal,
-    Pareto,
-    Weibull,
-    load_empirical,
-)
+from .lengths import LENGTH_KINDS, LengthDist
 
 __all__ = [
-    "LENGTH_KINDS",
-    "Empirical",
-    "Exponential",
-    "Fixed",
     "JobClass",
     "JobSpecs",
-    "LengthDist",
-    "Lognormal",
-    "Pareto",
-    "Weibull",
     "Workload",
     "arrival_times",
-    "load_empirical",
     "poisson_times",
     "sample_jobs",
 ]

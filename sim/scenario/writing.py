@@ -12,10 +12,11 @@ from ..durations import format_duration, format_rate
 from ..errors import SimError
 from .applies import ARRIVAL_KEYS, SCHEDULE_KEYS
 from .deploys import PRESETS, Platform
+from .lengths import Empirical, LengthDist
 from .model import DEFAULT_CLASS, Scenario
 from .reading import LENGTH_PARAMS
 from .strategy_tables import write_strategy_params
-from .workloads import Empirical, JobClass, LengthDist
+from .workloads import JobClass
 
 __all__ = ["scenario_to_dict"]
 
