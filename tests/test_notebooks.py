@@ -114,8 +114,8 @@ def test_notebook_runs_in_quick_mode_and_shows_its_results(executed):
         assert all(0 <= v <= 100 for v in summary["completed_pct"].values())
     elif name == "tune_checkpoints.ipynb":
         for optimum in summary["optima"].values():
-            assert 0 < optimum["Daly tau"] < optimum["Young tau"]
-            assert optimum["best simulated %"] > 0
+            assert 0 < optimum["daly_tau"] < optimum["young_tau"]
+            assert optimum["best_pct"] > 0
         assert next(iter(summary["max_runtime"])) == "off"
     else:
         assert summary["recommended"] in STRATEGIES | {"resumable-daly"}

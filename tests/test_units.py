@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deploysim.sim.durations import format_duration, format_rate, parse_duration, parse_rate
+from deploysim.sim.durations import (
+    format_duration,
+    format_rate,
+    humanize,
+    parse_duration,
+    parse_rate,
+)
 from deploysim.sim.errors import SimError
 
 
@@ -129,3 +135,11 @@ def test_combined_durations_add_up(terms):
     text = " ".join(f"{count}{unit}" for count, unit in terms)
     expected = sum(count * size[unit] for count, unit in terms)
     assert parse_duration(text, "f") == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (None, "-"), (float("nan"), "-"), (0.9931, "0.993s"), (45.23, "45.2s"), (59.94, "59.9s"),
+    (61.4, "1m 1s"), (5400.0, "1h 30m"), (14 * 86400.0, "14d"),
+])
+def test_humanize_rounds_for_a_reader(seconds, text):
+    assert humanize(seconds) == text
