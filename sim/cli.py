@@ -250,6 +250,15 @@ def _say(mode: str = "auto") -> Any:
 def _cmd_chaos(args: argparse.Namespace) -> int:
     from .chaos import ChaosConfig, format_chaos, run_chaos
 
+    if args.system is not None:
+        if args.strategy is not None:
+            raise SimError("--system and --strategy: give one (a real system, or one of the "
+                           "harness's own strategies)")
+        from .chaos.real import SYSTEM_DEFAULTS, format_system, run_system
+
+        config = ChaosConfig.from_args(SYSTEM_DEFAULTS, **_chaos_values(args))
+        audit = run_system(config, args.system, progress=_say(args.progress_mode))
+        return _show(audit, args.json, format_system)
     audit = run_chaos(ChaosConfig.from_args(**_chaos_values(args)),
                       progress=_say(args.progress_mode))
     return _show(audit, args.json, format_chaos)
@@ -258,6 +267,16 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .chaos import CALIBRATION_DEFAULTS, ChaosConfig, format_calibration, run_calibration
 
+    if args.system_list:
+        if args.strategy_list:
+            raise SimError("--system and --strategy: give one (real systems, or the harness's "
+                           "own strategies)")
+        from .chaos.real import SYSTEM_DEFAULTS, run_system_calibration
+
+        config = ChaosConfig.from_args(SYSTEM_DEFAULTS, **_chaos_values(args))
+        result = run_system_calibration(config, args.system_list,
+                                        progress=_say(args.progress_mode))
+        return _show(result, args.json, format_calibration)
     config = ChaosConfig.from_args(CALIBRATION_DEFAULTS, **_chaos_values(args))
     result = run_calibration(config, args.strategy_list or None, progress=_say(args.progress_mode))
     return _show(result, args.json, format_calibration)
@@ -396,12 +415,19 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.set_defaults(func=_cmd_sweep)
 
     from .chaos.config import CALIBRATION_DEFAULTS, CHAOS_STRATEGIES, ChaosConfig
+    from .chaos.real.config import SYSTEM_DEFAULTS, SYSTEM_NAMES
 
     chaos_defaults = ChaosConfig().flags()
+    systems = ", ".join(SYSTEM_NAMES)
+    system_defaults = " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in SYSTEM_DEFAULTS.flags().items()
+        if k != "strategy")
     chaos = sub.add_parser("chaos", help="real worker processes, real SIGTERM and SIGKILL, and "
                                          "an audit of what was lost or repeated")
     chaos.add_argument("--strategy", help=f"one of {', '.join(CHAOS_STRATEGIES)} "
                                           f"(default {chaos_defaults['strategy']})")
+    chaos.add_argument("--system", help=f"a real job system instead: one of {systems}; "
+                                        f"defaults then: {system_defaults}")
     _add_chaos_flags(chaos, chaos_defaults)
     chaos.set_defaults(func=_cmd_chaos)
 
@@ -409,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "simulator, side by side per strategy")
     calibrate.add_argument("--strategy", dest="strategy_list", action="append", metavar="NAME",
                            help="calibrate only this strategy (repeatable; default: all)")
+    calibrate.add_argument("--system", dest="system_list", action="append", metavar="NAME",
+                           help=f"calibrate a real job system instead (repeatable, or all): "
+                                f"one of {systems}; defaults then: {system_defaults}")
     _add_chaos_flags(calibrate, CALIBRATION_DEFAULTS.flags())
     calibrate.set_defaults(func=_cmd_calibrate)
 

@@ -7,8 +7,9 @@ time and on the worker slot its SIGKILL really hit (its ``Draws``), the same gra
 length as measured (its items times its own mean item time, plus the measured fixed cost of an
 attempt), the mean delay from a worker's death to its replacement being ready, the same scaled
 strategy value (``timescale``), and the real run's end as its horizon. Agreement is asked of the
-completion rate (within ``RATE_TOLERANCE``) and of the wasted work (within ``WASTE_TOLERANCE``
-of the larger of the two, and never less than one job's length: see ``waste_floor``).
+completion rate (within ``RATE_TOLERANCE``), of the failed and the lost jobs (each within
+``RATE_TOLERANCE`` of the jobs enqueued) and of the wasted work (within ``WASTE_TOLERANCE`` of
+the larger of the two, and never less than one job's length: see ``waste_floor``).
 
 Where the two differ, and why:
 
@@ -54,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from deploysim.strategies.base import Strategy
 from deploysim.strategies.resumable_model import Resumable
 
 from ..errors import SimError
@@ -78,16 +80,19 @@ DEFAULT_STRATEGIES = ("sidekiq", "sidekiq-reliable", "resque", "resque-term", "c
 """What ``run_calibration`` runs when not told: every chaos strategy."""
 
 
-def simulate(config: ChaosConfig, audit: dict[str, Any]) -> dict[str, Any]:
+def simulate(config: ChaosConfig, audit: dict[str, Any],
+             strategy: Strategy | None = None) -> dict[str, Any]:
     """The simulator's RESULT for the run ``audit`` describes, fed its real events, with
     ``resumed_attempts``: the attempts that went on from a saved cursor (every attempt of a
-    job but its first), whose start-up cost the simulator does not charge."""
+    job but its first), whose start-up cost the simulator does not charge. ``strategy`` is
+    the model to run (default: the run's own strategy, scaled)."""
     timeline = audit["timeline"]
     n, workers = config.jobs, config.workers
     items = np.full(n, config.items, dtype=np.int64)
     crashes = [np.array(sorted(t for t, slot in timeline["crashes"] if slot == w), dtype=float)
                for w in range(workers)]
-    strategy = config.scaled_strategy()
+    if strategy is None:
+        strategy = config.scaled_strategy()
     draws = Draws(
         arrivals=np.zeros(n),
         lengths=np.array(timeline["job_lengths_s"], dtype=float),
@@ -145,6 +150,9 @@ def compare(audits: list[dict[str, Any]], sims: list[dict[str, Any]]) -> dict[st
     allowed = max(WASTE_TOLERANCE * max(w_real, w_sim), waste_floor(audits))
     rate_ok = abs(rate_diff) <= RATE_TOLERANCE + 1e-12
     waste_ok = abs(w_real - w_sim) <= allowed
+    failed_diff = (real["failed"] - simulated["failed"]) / enqueued
+    lost_diff = (real["lost"] - simulated["lost"]) / enqueued
+    fates_ok = max(abs(failed_diff), abs(lost_diff)) <= RATE_TOLERANCE + 1e-12
     for numbers in (real, simulated):
         for k in COMPARED:
             if k not in ("completion_rate", "wasted_work_s"):
@@ -160,9 +168,12 @@ def compare(audits: list[dict[str, Any]], sims: list[dict[str, Any]]) -> dict[st
         "wasted_work_diff_s": w_real - w_sim,
         "wasted_work_allowed_s": allowed,
         "wasted_work_rel": abs(w_real - w_sim) / max(w_real, w_sim) if max(w_real, w_sim) else 0.0,
+        "failed_diff": failed_diff,
+        "lost_diff": lost_diff,
         "completion_ok": rate_ok,
         "wasted_ok": waste_ok,
-        "agree": rate_ok and waste_ok,
+        "fates_ok": fates_ok,
+        "agree": rate_ok and waste_ok and fates_ok,
         "measured": {
             "item_time_s": statistics.fmean(a["item_time_s"] for a in audits),
             "attempt_overhead_s": statistics.fmean(a["attempt_overhead_s"] for a in audits),

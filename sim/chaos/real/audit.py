@@ -1,0 +1,195 @@
+"""The audit of a real-systems run, counted from records kept apart (after Jepsen's total-queue
+checker), under the JSON names of ``deploysim chaos``:
+
+- the results database: which attempts started, which items ran, which jobs completed
+  (``work``), written by the job itself;
+- the system's own records at the end (``System.bookkeeping``): queued, held (started, unacked,
+  in an acks set), scheduled for a retry, failed;
+- the controller's record: signals, and when and how each container ended.
+
+A job is completed when it wrote its last line; failed when the system's records say so;
+pending when they still hold it (queued, held, retry) or a container was working on it when the
+run ended; ``lost = enqueued - completed - failed - pending``, never assumed zero. Work is the
+time of every attempt, from its start line to its completion line or to the death of its
+container; wasted work is that of attempts that did not complete, as ``deploysim run`` counts
+it. A job's length (what the simulator is given) is its completed attempt's time; jobs that
+never completed get the mean of those that did.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from .controller import RealRecord
+from .systems.base import RunContext, System
+from .work import EVENTS, results_key
+
+KILLS = ("crash", "deploy-kill")
+
+
+@dataclass(slots=True)
+class Attempt:
+    job: int
+    container: str
+    start: float
+    end: float | None = None  # None: not ended by a line
+    completed: bool = False
+    items: int = 0
+    last_item: float | None = None
+
+
+def read_events(client: Any, t0: float) -> tuple[list[Attempt], dict[int, int], int]:
+    """The attempts in the results list (times from the run's start), the executions of each
+    item by job, and how many item executions there were in all."""
+    attempts: list[Attempt] = []
+    open_by_container: dict[str, Attempt] = {}
+    executions: dict[int, int] = defaultdict(int)
+    total = 0
+    for raw in client.lrange(EVENTS, 0, -1):
+        parts = raw.decode().split()
+        kind, job = parts[0], int(parts[1])
+        t = float(parts[-1]) - t0
+        container = parts[-2]
+        if kind == "S":
+            previous = open_by_container.get(container)
+            if previous is not None and previous.end is None:
+                previous.end = t  # a job that raised: its worker took the next one
+            at = Attempt(job, container, t)
+            attempts.append(at)
+            open_by_container[container] = at
+        elif kind == "I":
+            total += 1
+            executions[job] += 1
+            at = open_by_container.get(container)
+            if at is not None and at.job == job:
+                at.items += 1
+                at.last_item = t
+        elif kind == "D":
+            at = open_by_container.get(container)
+            if at is not None and at.job == job:
+                at.end, at.completed = t, True
+    return attempts, executions, total
+
+
+def audit(system: System, ctx: RunContext, record: RealRecord, *,
+          bookkeeping: dict[int, str]) -> dict[str, Any]:
+    """The JSON-ready audit of a run (see the module docstring)."""
+    import redis
+
+    client = redis.Redis.from_url(ctx.results_url)
+    try:
+        attempts, executions, total = read_events(client, record.t0)
+        unique = {job: int(client.hlen(f"deploysim:items:{job}")) for job in range(ctx.jobs)}
+        results = {job: int(client.hlen(results_key(job))) for job in range(ctx.jobs)}
+    finally:
+        client.close()
+    lives = {life.name: life for life in record.lives}
+    for at in attempts:
+        if at.end is None:
+            life = lives.get(at.container)
+            died = life.ended if life is not None and life.ended is not None else record.end
+            at.end = died
+    completed = {at.job for at in attempts if at.completed}
+    failed = {j for j, where in bookkeeping.items() if where == "failed"} - completed
+    in_hand = {at.job for at in attempts if not at.completed
+               and (life := lives.get(at.container)) is not None and life.cause == "final"
+               and at is _last_of(attempts, at.container)}
+    pending = ({j for j, where in bookkeeping.items() if where in ("queued", "held", "retry")}
+               | in_hand) - completed - failed
+    enqueued = set(range(ctx.jobs))
+    lost = enqueued - completed - failed - pending
+    lengths = {at.job: at.end - at.start for at in attempts
+               if at.completed and at.end is not None}
+    mean_length = statistics.fmean(lengths.values()) if lengths else ctx.items * ctx.item_time
+    work: dict[int, float] = defaultdict(float)
+    wasted = 0.0
+    for at in attempts:
+        assert at.end is not None
+        span = max(0.0, at.end - at.start)
+        work[at.job] += span
+    for job in enqueued:
+        if job in completed:
+            wasted += max(0.0, work[job] - lengths.get(job, 0.0))
+        else:
+            wasted += work[job]
+    item_gaps = _item_time(attempts, ctx)
+    ready = [life.ready - life.started for life in record.lives if life.ready is not None]
+    restarts = [_restart_delay(life, record) for life in record.lives if life.life > 1]
+    restarts = [d for d in restarts if d is not None]
+    sigterms = sum(d["sigterms"] for d in record.deploys)
+    sigkills = sum(1 for life in record.lives if life.cause in KILLS)
+    fates = {job: ("completed" if job in completed else "failed" if job in failed
+                   else "pending" if job in pending else "lost") for job in sorted(enqueued)}
+    return {
+        "system": system.name,
+        "version": system.version(),
+        "enqueued": len(enqueued),
+        "completed": len(completed),
+        "completion_rate": len(completed) / len(enqueued) if enqueued else 0.0,
+        "failed": len(failed),
+        "lost": len(lost),
+        "pending": len(pending),
+        "executions": len(attempts),
+        "item_executions": total,
+        "duplicate_item_executions": int(sum(executions[j] - unique[j] for j in enqueued)),
+        "missing_results": int(sum(ctx.items - results[j] for j in completed)),
+        "wasted_work_s": wasted,
+        "deploys": len(record.deploys),
+        "sigterms": sigterms,
+        "sigkills": sigkills,
+        "deploy_sigkills": sum(d["sigkills"] for d in record.deploys),
+        "crashes": sum(1 for c in record.crashes if c["hit"]),
+        "duration_s": record.end,
+        "ended_by": record.ended_by,
+        "survivors": list(record.survivors),
+        "item_time_s": item_gaps,
+        "job_length_s": mean_length,
+        "start_up_s": statistics.fmean(ready) if ready else None,
+        # the job's own lines bracket its attempts: what a fetch costs is part of the measured
+        # restart delay and job length, and no attempt resumes from a saved cursor
+        "attempt_overhead_s": 0.0,
+        "resume_overhead_s": 0.0,
+        "resume_costs_s": 0.0,
+        "restart_delay_s": statistics.fmean(restarts) if restarts else (
+            statistics.fmean(ready) if ready else 0.0),
+        "settings": dict(ctx.settings),
+        "fates": {str(j): f for j, f in fates.items()},
+        "bookkeeping": {str(j): where for j, where in sorted(bookkeeping.items())},
+        "timeline": {
+            "end_s": record.end,
+            "deploys": [d["t"] for d in record.deploys],
+            "crashes": [(c["t"], c["slot"]) for c in record.crashes if c["hit"]],
+            "job_lengths_s": [lengths.get(j, mean_length) for j in range(ctx.jobs)],
+            "lives": [life.to_dict() for life in record.lives],
+        },
+    }
+
+
+def _last_of(attempts: list[Attempt], container: str) -> Attempt | None:
+    last = None
+    for at in attempts:
+        if at.container == container:
+            last = at
+    return last
+
+
+def _item_time(attempts: list[Attempt], ctx: RunContext) -> float:
+    """The mean time of an item as measured: completed attempts' times over their items."""
+    spans = [(at.end - at.start, at.items) for at in attempts
+             if at.completed and at.end is not None and at.items]
+    if not spans:
+        return ctx.item_time
+    return sum(s for s, _ in spans) / sum(n for _, n in spans)
+
+
+def _restart_delay(life: Any, record: RealRecord) -> float | None:
+    """Seconds from the death of the slot's previous container to this one being ready."""
+    if life.ready is None:
+        return None
+    before = [p for p in record.lives if p.slot == life.slot and p.life == life.life - 1]
+    if not before or before[0].ended is None:
+        return None
+    return max(0.0, life.ready - before[0].ended)

@@ -1,0 +1,92 @@
+"""A real-systems run from end to end: a temporary folder, a Redis server on a unix socket in
+it, the system's workers started and made ready, the jobs enqueued with the system's own
+client, deploys and crashes played by the controller, the audit, and everything stopped and
+removed. No process and no Redis outlives a run, whatever happens in it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from ...errors import SimError
+from ..config import ChaosConfig
+from .audit import audit
+from .controller import Progress, RealController
+from .redis_server import RedisServer
+from .systems import get_system
+from .systems.base import RunContext
+from .work import EVENTS
+
+log = logging.getLogger("deploysim.sim.chaos.real")
+
+RESULTS_DB = 1
+"""The run's Redis database of the job's own records (the systems use database 0)."""
+
+
+def run_system(config: ChaosConfig, system_name: str, *, progress: Progress | None = None,
+               keep: str | None = None) -> dict[str, Any]:
+    """Run ``config``'s jobs, deploys and crashes on the real ``system_name``; its audit (see
+    ``audit``). ``config.strategy`` is not used: the system is the strategy. ``keep`` names a
+    folder to create and leave with the workers' logs; else a temporary one is removed."""
+    system = get_system(system_name)
+    missing = system.missing()
+    if missing is not None:
+        raise SimError(missing)
+    if keep is not None:
+        os.makedirs(keep, exist_ok=False)
+        workdir = keep
+    else:
+        workdir = tempfile.mkdtemp(prefix=f"deploysim-{system_name}-")
+    try:
+        with RedisServer(os.path.join(workdir, "redis")) as redis_server:
+            scale = config.scale.factor
+            ctx = RunContext(
+                workdir=workdir,
+                redis_socket=redis_server.socket,
+                broker_url=redis_server.url(0),
+                results_url=redis_server.url(RESULTS_DB),
+                jobs=config.jobs,
+                items=config.items,
+                item_time=config.item_time,
+                grace=config.grace,
+                settings=system.settings(scale, config.grace),
+            )
+            finished = _finished(system, ctx)
+            controller = RealController(system, ctx, config, finished, progress)
+            try:
+                controller.start()
+                controller.begin()
+                system.enqueue(ctx)
+                record = controller.run()
+            finally:
+                controller.kill_all()
+            result = audit(system, ctx, record, bookkeeping=system.bookkeeping(ctx))
+        result["config"] = {**config.to_dict(), "strategy": system_name}
+        log.info("%s run: %d/%d completed, %d failed, %d lost, %d SIGKILLs", system_name,
+                 result["completed"], result["enqueued"], result["failed"], result["lost"],
+                 result["sigkills"])
+        return result
+    finally:
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _finished(system: Any, ctx: RunContext) -> Any:
+    """A check the controller calls: True once every job has completed or failed."""
+    import redis
+
+    client = redis.Redis.from_url(ctx.results_url)
+
+    def done() -> bool:
+        completed = {line.split()[1] for line in client.lrange(EVENTS, 0, -1)
+                     if line.startswith(b"D ")}
+        if len(completed) >= ctx.jobs:
+            return True
+        failed = {str(j).encode() for j, where in system.bookkeeping(ctx).items()
+                  if where == "failed"}
+        return len(completed | failed) >= ctx.jobs
+
+    return done

@@ -1,0 +1,101 @@
+"""What the harness needs to know of a real job system: how to enqueue through its own client,
+how to start one of its workers, when the worker is ready, where its own records put each job
+at the end, and the simulator's model of it with the same settings.
+
+One subclass of ``System`` per ``--system`` name, in this package; the registry is
+``deploysim.sim.chaos.real.systems.SYSTEMS``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from deploysim.strategies.base import Strategy
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """One run as a system adapter sees it: the run's folder, the Redis URLs (database 0 for
+    the system, 1 for the results, 2 free for a result backend), the jobs and the settings
+    from ``System.settings``."""
+
+    workdir: str
+    redis_socket: str
+    broker_url: str
+    results_url: str
+    jobs: int
+    items: int
+    item_time: float
+    grace: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def db_url(self, db: int) -> str:
+        """The run's Redis, database ``db``."""
+        return f"unix://{self.redis_socket}?db={db}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerCommand:
+    """One worker container's command line, extra environment and folder."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+
+
+#: Where a system's own records have a job at the end of a run.
+BOOKKEEPING = ("queued", "held", "retry", "failed")
+
+
+class System:
+    """A real job system (see the module docstring). Subclasses set the class attributes and
+    implement the methods that raise NotImplementedError."""
+
+    name: ClassVar[str] = ""
+    distribution: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    model: ClassVar[str] = ""
+    ready: ClassVar[str] = ""
+    #: Python modules the system needs, and the extra that installs them.
+    modules: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str] = ""
+
+    def version(self) -> str:
+        """The version of the real package that runs."""
+        return importlib.metadata.version(self.distribution)
+
+    def missing(self) -> str | None:
+        """None when everything this system needs is installed, else one line saying what is
+        missing and how to install it."""
+        absent = [m for m in self.modules if importlib.util.find_spec(m) is None]
+        if absent:
+            return (f"{self.name} needs {', '.join(absent)}: "
+                    f"pip install 'deploysim[{self.extra or self.name}]'")
+        return None
+
+    def settings(self, scale: float, grace: float) -> dict[str, Any]:
+        """The system's settings for a run whose times are ``scale`` times real-world ones."""
+        raise NotImplementedError
+
+    def strategy(self, settings: dict[str, Any]) -> Strategy:
+        """The simulator's model of the system with ``settings``."""
+        raise NotImplementedError
+
+    def enqueue(self, ctx: RunContext) -> None:
+        """Enqueue jobs 0 .. ctx.jobs - 1, in order, with the system's own client."""
+        raise NotImplementedError
+
+    def worker(self, ctx: RunContext, slot: int, life: int) -> WorkerCommand:
+        """The command of one worker container (concurrency 1)."""
+        raise NotImplementedError
+
+    def bookkeeping(self, ctx: RunContext) -> dict[int, str]:
+        """Where the system's own records have each job (one of ``BOOKKEEPING``); jobs in no
+        record are left out."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.summary}"
