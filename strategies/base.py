@@ -7,6 +7,11 @@ running when the platform's grace period ends, SIGKILL. A strategy answers three
 - what happens to it if it is still running when that wait ends (``on_timeout``);
 - what happens to it when its process dies by SIGKILL, a crash or an OOM kill (``on_kill``).
 
+Three more describe the process around the job, and their defaults leave them out: how many
+messages a process reserves beyond the one in hand (``prefetch``) and what becomes of them when
+it exits after SIGTERM (``on_exit_reserved``) or is SIGKILLed (``on_kill_reserved``), and how
+long the process takes to exit once it has no job in hand (``exit_time``).
+
 The resumable strategy answers the first two with the engine itself (it stops at the next item
 boundary); see ``deploysim.strategies.resumable_model``.
 """
@@ -49,9 +54,13 @@ class Recover:
 
 @dataclass(frozen=True, slots=True)
 class Fail:
-    """The job goes to the failed (dead) queue and is never run again by itself."""
+    """The job goes to the failed (dead) queue and is never run again by itself. With a
+    ``delay`` it stays pending for that many seconds first and only then is recorded failed (RQ:
+    a SIGKILLed worker's job stays in StartedJobRegistry until its entry expires and a
+    maintenance pass moves it to FailedJobRegistry)."""
 
     reason: str = "failed"
+    delay: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,3 +194,28 @@ class Strategy:
     def chunk(self) -> int | None:
         """Items per sub-job when the strategy splits jobs; None runs jobs whole."""
         return None
+
+    @property
+    def prefetch(self) -> int:
+        """How many messages a worker process reserves beyond the one in hand: taken off the
+        shared queue, run (in the order reserved) before anything from the queue, and no other
+        process's to take. 0: none (each process takes one job at a time)."""
+        return 0
+
+    @property
+    def on_exit_reserved(self) -> Outcome:
+        """What happens to a process's reserved, unstarted messages when it exits cleanly after
+        SIGTERM (Celery and Dramatiq give them back to the broker)."""
+        return Requeue(0.0, "front")
+
+    @property
+    def on_kill_reserved(self) -> Outcome:
+        """What happens to a process's reserved, unstarted messages when it is SIGKILLed (Redis
+        brokers keep them unacknowledged until a visibility timeout or heartbeat expires)."""
+        return Requeue(0.0, "front")
+
+    @property
+    def exit_time(self) -> float:
+        """Seconds a process takes to exit after SIGTERM once it has no job in hand; a SIGKILL
+        due within that time still finds it alive (an idle Celery prefork worker: about 2 s)."""
+        return 0.0

@@ -4,6 +4,9 @@ job in a worker's hands when SIGTERM and SIGKILL come.
 Workers are simpy processes. A deploy sends SIGTERM to each worker (in rolling batches when the
 scenario says so), then SIGKILL to those still running after the platform's grace; a crash is a
 SIGKILL at a random time. A replacement process comes up ``restart_delay`` after a worker exits.
+A process may hold reserved (prefetched) units beyond the one in hand, and may take
+``exit_time`` to exit after SIGTERM once its hands are empty, still killable meanwhile; what
+becomes of the reserved units on a clean exit or a kill is the strategy's decision.
 
 Jobs of the opaque strategies (Sidekiq, Resque, Celery, split) cost one timeout event per
 attempt. Resumable jobs run in the real engine (``strategies.resumable.Runner``, set up by
@@ -48,7 +51,8 @@ delay is ``expires - now``, and ``now + (expires - now)`` may round to just belo
 when the store still holds the lease and a new worker could not take the job."""
 
 Attempt = Generator[simpy.Event, Any, bool]
-"""A worker's attempt at a unit, run with ``yield from``: True if the worker was SIGKILLed."""
+"""A worker's attempt at a unit (or its whole round of work, or its exit), run with
+``yield from``: True if the worker was SIGKILLed."""
 
 
 class CountingEnvironment(simpy.Environment):
@@ -130,6 +134,16 @@ class FleetSim:
         self._on_kill = strategy.on_kill
         self._run_limit = strategy.run_limit
         self._chunk = strategy.chunk
+        self._prefetch = strategy.prefetch
+        self._exit_time = strategy.exit_time
+        self._on_exit_reserved = strategy.on_exit_reserved
+        self._on_kill_reserved = strategy.on_kill_reserved
+        if self._prefetch < 0 or not self._exit_time >= 0:
+            raise ValueError(
+                f"{type(strategy).__name__}: prefetch {self._prefetch!r} and "
+                f"exit_time {self._exit_time!r} must be >= 0"
+            )
+        self.failing: dict[int, Unit] = {}  # id(unit) -> unit waiting for its delayed failure
         self.workers = [Worker(i, VirtualClock()) for i in range(workers)]
         self.store: SimStore | None = None
         if self._policy is not None:
@@ -216,15 +230,41 @@ class FleetSim:
     def _enqueue_later(self, unit: Unit, delay: float, end: str) -> None:
         """Put ``unit`` back after ``delay``; until then it is pending in ``delayed`` (from this
         very moment, so that a worker starting up at once can take it back)."""
-        self.delayed[id(unit)] = unit
-        self.env.process(self._wait_then_enqueue(unit, unit.ticket, delay, end))
+        self._give_back_later([unit], delay, end)
 
-    def _wait_then_enqueue(
-        self, unit: Unit, ticket: int, delay: float, end: str
+    def _give_back(self, units: list[Unit], end: str) -> None:
+        """Put ``units`` back at ``end`` in their order, as though they had never left the queue:
+        at the front they go ahead of what is queued, the first of them first (to idle workers
+        while any wait); at the back, one after another."""
+        if end != "front":
+            for unit in units:
+                self._enqueue(unit, end)
+            return
+        i = 0
+        while i < len(units) and self.idle:
+            self._enqueue(units[i], end)
+            i += 1
+        self.queue.extendleft(reversed(units[i:]))
+
+    def _give_back_later(self, units: list[Unit], delay: float, end: str) -> None:
+        """``_give_back`` after ``delay``; until then the units are pending in ``delayed``."""
+        for unit in units:
+            self.delayed[id(unit)] = unit
+        tickets = [unit.ticket for unit in units]
+        self.env.process(self._wait_then_give_back(units, tickets, delay, end))
+
+    def _wait_then_give_back(
+        self, units: list[Unit], tickets: list[int], delay: float, end: str
     ) -> ProcessGenerator:
         yield self.env.timeout(delay)
-        if unit.ticket == ticket and self.delayed.pop(id(unit), None) is not None:
-            self._enqueue(unit, end)
+        delayed = self.delayed
+        back = [
+            unit
+            for unit, ticket in zip(units, tickets, strict=True)
+            if unit.ticket == ticket and delayed.pop(id(unit), None) is not None
+        ]
+        if back:
+            self._give_back(back, end)
 
     # -- workers ------------------------------------------------------------------------------
 
@@ -238,7 +278,11 @@ class FleetSim:
             w.stop = StopSignal()
             exited = w.exited = env.event()
             self._start_up(w)
-            yield from self._work(w)
+            killed = yield from self._work(w)
+            if not killed:
+                killed = yield from self._exit(w)
+            if w.reserved:
+                self._release_reserved(w, killed)
             w.state = "down"
             w.unit = None
             exited.succeed(env.now)
@@ -264,24 +308,35 @@ class FleetSim:
                     keep.append((since, unit))
             self.recoverable = keep
 
-    def _work(self, w: Worker) -> ProcessGenerator:
+    def _work(self, w: Worker) -> Attempt:
+        """Take units and run them until SIGTERM or SIGKILL; True if SIGKILLed.
+
+        A unit is taken from the process's own orphans first, then from its reservation, then
+        from the queue's front, and each time the process takes one it tops its reservation up
+        to ``prefetch`` from the queue's front. An idle process waiting on an empty queue is
+        handed the next unit enqueued and reserves nothing more until it next takes one: a
+        simplification (a real prefetching consumer would also reserve what arrives while it
+        works), which changes the order of work only while the queue runs dry."""
         env = self.env
+        queue = self.queue
+        prefetch = self._prefetch
         while not w.terminating:
-            if w.reclaimed:
-                unit = w.reclaimed.popleft()
-            elif self.queue:
-                unit = self.queue.popleft()
+            source = w.reclaimed or w.reserved or queue
+            if source:
+                unit = source.popleft()
+                while len(w.reserved) < prefetch and queue:
+                    w.reserved.append(queue.popleft())
             else:
                 wait = w.wait = env.event()
                 self.idle.append(w)
                 try:
                     unit = yield wait
-                except simpy.Interrupt:
+                except simpy.Interrupt as signal:
                     if wait.triggered:  # handed a unit in the same instant: give it back
-                        self.queue.appendleft(wait.value)
+                        queue.appendleft(wait.value)
                     else:
                         self.idle.remove(w)
-                    return
+                    return signal.cause == KILL
             w.unit = unit
             w.state = "busy"
             if self._engine:
@@ -291,7 +346,47 @@ class FleetSim:
             w.unit = None
             w.state = "idle"
             if killed:
-                return
+                return True
+        return False
+
+    def _exit(self, w: Worker) -> Attempt:
+        """The process's exit after SIGTERM once it has no job in hand: ``exit_time`` seconds in
+        which it is still alive, so that a SIGKILL due meanwhile (the platform's after the grace,
+        or a crash) kills it. True if SIGKILLed."""
+        if self._exit_time <= 0:
+            return False
+        w.state = "exiting"
+        try:
+            yield self.env.timeout(self._exit_time)
+        except simpy.Interrupt as signal:
+            # it is terminating already: a later SIGTERM sends it nothing
+            assert signal.cause == KILL, signal.cause
+            return True
+        return False
+
+    def _release_reserved(self, w: Worker, killed: bool) -> None:
+        """Carry out the strategy's decision about the units the process had reserved and never
+        started (``on_kill_reserved`` if it was SIGKILLed, else ``on_exit_reserved``): they
+        ran no item and cost no attempt."""
+        units = list(w.reserved)
+        w.reserved.clear()
+        outcome = self._on_kill_reserved if killed else self._on_exit_reserved
+        if isinstance(outcome, Requeue):
+            if outcome.delay > 0:
+                self._give_back_later(units, outcome.delay, outcome.end)
+            else:
+                self._give_back(units, outcome.end)
+            return
+        now = self.env.now
+        for unit in units:
+            self._settle(unit, outcome, now)
+
+    def _fail_later(self, unit: Unit, delay: float) -> ProcessGenerator:
+        """A delayed failure: ``unit`` is pending in ``failing`` (put there by ``_settle``) for
+        ``delay`` seconds, then its job is recorded failed."""
+        yield self.env.timeout(delay)
+        del self.failing[id(unit)]
+        self.ledger.failed(unit.job, self.env.now)
 
     def _settle(self, unit: Unit, outcome: Outcome, now: float) -> None:
         """Carry out a strategy's decision about a unit that did not complete."""
@@ -304,7 +399,11 @@ class FleetSim:
         elif isinstance(outcome, Recover):
             self.recoverable.append((now, unit))
         elif isinstance(outcome, Fail):
-            ledger.failed(unit.job, now)
+            if outcome.delay > 0:
+                self.failing[id(unit)] = unit
+                self.env.process(self._fail_later(unit, outcome.delay))
+            else:
+                ledger.failed(unit.job, now)
         elif isinstance(outcome, Lose):
             ledger.lost(unit.job, now)
 
@@ -501,7 +600,9 @@ class FleetSim:
         units = list(self.queue)
         units += [w.unit for w in self.workers if w.unit is not None]
         units += [u for w in self.workers for u in w.reclaimed]
+        units += [u for w in self.workers for u in w.reserved]
         units += list(self.delayed.values())
+        units += list(self.failing.values())
         units += [u for _, u in self.recoverable]
         return units
 

@@ -48,7 +48,7 @@ class Worker:
     slot: int
     clock: VirtualClock
     proc: simpy.Process | None = None
-    state: str = "down"  # down | idle | busy
+    state: str = "down"  # down | idle | busy | exiting (after SIGTERM, with no job in hand)
     mode: str = ""  # opaque | engine, while busy
     life: int = 0
     terminating: bool = False
@@ -57,6 +57,7 @@ class Worker:
     wait: simpy.Event | None = None  # the idle wait event
     unit: Unit | None = None
     reclaimed: deque[Unit] = field(default_factory=deque)  # its own orphans, run first
+    reserved: deque[Unit] = field(default_factory=deque)  # prefetched, run before the queue
     signals: list[float] = field(default_factory=list)  # its crash and restart times, sorted
     kill_at: float = math.inf  # when the SIGKILL after a SIGTERM is due
 
