@@ -1,6 +1,8 @@
 """Run a scenario: draw its jobs, deploys, restarts and crashes from its seed, and put every
 strategy through the same draws (common random numbers, so differences between strategies are
-the strategies', not the dice's).
+the strategies', not the dice's). A scenario of traces replays them instead: its jobs and
+deploys are the trace's in every replication, and only what the trace does not say (hangs,
+daily restarts, crashes, a periodic schedule's phase) comes from the seed.
 
     from deploysim.sim.fleet import replications
     from deploysim.sim.scenario import load_scenario
@@ -62,7 +64,9 @@ def strategies_of(scenario: Scenario, names: Iterable[str] | None = None) -> dic
 
 def draw(scenario: Scenario, seed: int, replication: int) -> Draws:
     """The replication's jobs, deploys, daily restarts and crashes, from independent streams of
-    ``SeedSequence([seed, replication])``."""
+    ``SeedSequence([seed, replication])``. A job trace gives the arrivals, lengths and items
+    (up to the horizon) and a deploy trace the deploy times, the same in every replication;
+    the streams they would have used are left unread, so the other draws do not move."""
     streams = [
         np.random.default_rng(s) for s in np.random.SeedSequence([seed, replication]).spawn(5)
     ]

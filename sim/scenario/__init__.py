@@ -17,14 +17,14 @@ A scenario file looks like this (durations as "25s", "10m", "4h", "30d"; rates a
     preset = "heroku"            # grace and daily_restarts default to the platform's own
 
     [deploys]
-    schedule = "periodic"        # none | periodic | poisson | business-hours | times
-    every = "1h"
+    schedule = "periodic"        # none | periodic | poisson | business-hours | times | trace
+    every = "1h"                 # (a trace: trace = "deploys.csv", a CSV of deploy times)
 
     [crashes]
     mtbf = "30d"
 
     [workload]
-    arrivals = "poisson"         # or "backlog" with count = N
+    arrivals = "poisson"         # or "backlog" with count = N, or "trace" with trace = "jobs.csv"
     rate = "600/h"               # a rate says per what: "600/h", "10/min", "1/s"
     length = { kind = "lognormal", median = "30s", sigma = 1.0 }
     item_time = "1s"
@@ -43,7 +43,9 @@ The scenario model lives in the modules of ``deploysim.sim.scenario``: ``model``
 with ``deploys``, ``workloads`` and ``lengths`` (their parts) and ``checks`` (their number
 checks); ``reading`` and ``writing`` (the tables of a file), ``strategy_tables`` (the
 ``[strategies.NAME]`` tables), ``files`` (bundled and TOML files) and ``overrides``
-(``with_values``, ``--set``). This package gathers their names under one roof:
+(``with_values``, ``--set``), ``traces`` (CSV logs of real jobs and deploys, replayed
+exactly: ``read_job_trace``, ``write_job_trace``...). This package gathers their names under
+one roof:
 
     from deploysim.sim.scenario import load_scenario, with_values
     scenario = with_values(load_scenario("heroku-hourly"), {"deploys.every": "30m"})
@@ -68,6 +70,15 @@ from .load import busy_workers, offered_load
 from .model import DEFAULT_CLASS, Fleet, FrozenTable, Scenario
 from .overrides import parse_assignments, with_overrides, with_values
 from .reading import scenario_from_dict
+from .traces import (
+    DeployTrace,
+    JobTrace,
+    load_deploy_trace,
+    read_deploy_trace,
+    read_job_trace,
+    write_deploy_trace,
+    write_job_trace,
+)
 from .workloads import JobClass, Workload
 from .writing import scenario_to_dict
 
@@ -77,6 +88,7 @@ __all__ = [
     "LENGTH_KINDS",
     "PRESETS",
     "Crashes",
+    "DeployTrace",
     "Deploys",
     "Empirical",
     "Exponential",
@@ -84,6 +96,7 @@ __all__ = [
     "Fleet",
     "FrozenTable",
     "JobClass",
+    "JobTrace",
     "LengthDist",
     "Lognormal",
     "Pareto",
@@ -93,13 +106,18 @@ __all__ = [
     "Workload",
     "bundled_scenarios",
     "busy_workers",
+    "load_deploy_trace",
     "load_empirical",
     "load_scenario",
     "offered_load",
     "parse_assignments",
     "platform_preset",
+    "read_deploy_trace",
+    "read_job_trace",
     "scenario_from_dict",
     "scenario_to_dict",
     "with_overrides",
     "with_values",
+    "write_deploy_trace",
+    "write_job_trace",
 ]

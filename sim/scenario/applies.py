@@ -1,5 +1,6 @@
 """Which keys of a scenario's tables apply to which choice: the deploy ``schedule``, the
-workload's ``arrivals``, a length's ``kind``.
+workload's ``arrivals``, a length's ``kind``. A trace of jobs gives each job's length, so with
+``arrivals = "trace"`` the length laws and class weights do not apply either.
 
 A key that does not apply to the choice made (``deploys.every`` with Poisson deploys) would
 change nothing, so the reader refuses it and says which key does apply. ``with_values`` drops
@@ -17,8 +18,10 @@ from ..errors import SimError
 __all__ = [
     "ARRIVAL_KEYS",
     "SCHEDULE_KEYS",
+    "TRACE_UNUSED",
     "check_applies",
     "check_length_applies",
+    "check_trace_applies",
     "length_keys",
     "prune",
 ]
@@ -30,13 +33,21 @@ SCHEDULE_KEYS: Mapping[str, tuple[str, ...]] = {
     "poisson": ("rate", "batch_size"),
     "business-hours": ("rate", "days", "hours", "batch_size"),
     "times": ("times", "batch_size"),
+    "trace": ("trace", "batch_size"),
 }
 
 #: The keys of ``[workload]`` each kind of arrivals uses, among those that depend on it.
-ARRIVAL_KEYS: Mapping[str, tuple[str, ...]] = {"poisson": ("rate",), "backlog": ("count",)}
+ARRIVAL_KEYS: Mapping[str, tuple[str, ...]] = {
+    "poisson": ("rate",),
+    "backlog": ("count",),
+    "trace": ("trace",),
+}
 
 #: The keys of ``[workload]`` whose use depends on the arrivals.
-_ARRIVAL_DEPENDENT = ("rate", "count")
+_ARRIVAL_DEPENDENT = ("rate", "count", "trace")
+
+#: The keys of ``[workload]`` and its classes that a trace of jobs makes meaningless.
+TRACE_UNUSED = ("length", "weight")
 
 #: What to set instead, per choice: the key that carries it, with an example value.
 _INSTEAD: Mapping[tuple[str, str], str] = {
@@ -44,8 +55,10 @@ _INSTEAD: Mapping[tuple[str, str], str] = {
     ("deploys", "poisson"): "deploys.rate (e.g. 2/h)",
     ("deploys", "business-hours"): "deploys.rate (e.g. 2/h)",
     ("deploys", "times"): 'deploys.times (e.g. ["9h", "33h"])',
+    ("deploys", "trace"): 'deploys.trace (e.g. "deploys.csv")',
     ("workload", "poisson"): "workload.rate (e.g. 300/h)",
     ("workload", "backlog"): "workload.count (e.g. 1000)",
+    ("workload", "trace"): 'workload.trace (e.g. "jobs.csv")',
 }
 
 _EMPIRICAL_KEYS = ("file", "column", "durations", "source")
@@ -92,6 +105,19 @@ def check_applies(table: Mapping[str, Any], path: str) -> None:
                             _INSTEAD.get((path, str(choice))))
 
 
+def check_trace_applies(table: Mapping[str, Any], path: str) -> None:
+    """Raise SimError if ``table`` (``workload`` with ``arrivals = "trace"``, or one of its
+    ``[[workload.classes]]`` entries at ``path``) holds a length law or a weight: the trace
+    gives each job's length and class, so they would change nothing."""
+    for key in TRACE_UNUSED:
+        if key in table:
+            raise SimError(
+                f"{path}.{key}: does not apply to workload.arrivals = \"trace\" (the trace gives "
+                f"each job's duration and class): remove it, or set workload.arrivals = "
+                f"\"poisson\" or \"backlog\""
+            )
+
+
 def length_keys(kind: str, params: Mapping[str, Mapping[str, str]]) -> tuple[str, ...]:
     """The keys a length table of ``kind`` may hold (``kind`` included)."""
     if kind == "empirical":
@@ -123,7 +149,15 @@ def prune(table: MutableMapping[str, Any], path: str, keep: set[str],
           params: Mapping[str, Mapping[str, str]]) -> None:
     """Drop from ``table`` (``deploys``, ``workload`` or a length table, as
     ``scenario_to_dict`` wrote it) the keys its choice does not use, except those in
-    ``keep`` (set by the caller, who must hear if they do not apply)."""
+    ``keep`` (set by the caller, who must hear if they do not apply). A workload of
+    ``arrivals = "trace"`` loses its inline length too, and a class entry (``path`` "class",
+    given only for a trace's classes) its length and weight."""
+    if path == "class":
+        for key in [k for k in TRACE_UNUSED if k in table and k not in keep]:
+            del table[key]
+        return
+    if path == "workload" and table.get("arrivals") == "trace" and "length" not in keep:
+        table.pop("length", None)
     if path == "deploys":
         used = SCHEDULE_KEYS.get(table.get("schedule"), None)
         candidates = {key for keys in SCHEDULE_KEYS.values() for key in keys}

@@ -18,6 +18,7 @@ import numpy as np
 from ..durations import DAY
 from ..errors import SimError
 from .checks import nonnegative, positive
+from .traces import DeployTrace
 from .workloads import poisson_times
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
 WEEK = 7 * DAY
 
 #: The deploy schedules a scenario can name.
-SCHEDULES = ("none", "periodic", "poisson", "business-hours", "times")
+SCHEDULES = ("none", "periodic", "poisson", "business-hours", "times", "trace")
 
 #: The platforms with presets (see ``PRESETS``).
 PLATFORMS = ("heroku", "kubernetes", "ecs", "cloud-run", "fly")
@@ -62,7 +63,9 @@ class Deploys:
     - ``poisson``: a Poisson stream of ``rate`` deploys per second;
     - ``business-hours``: a Poisson stream of ``rate`` per second inside working hours
       ``hours`` (local, start and end) of working ``days`` (0 = Monday), none outside;
-    - ``times``: exactly at ``times`` (seconds since Monday 00:00).
+    - ``times``: exactly at ``times`` (seconds since Monday 00:00);
+    - ``trace``: exactly at the times of ``trace``, a ``DeployTrace`` read from a CSV file
+      (``deploysim.sim.scenario.traces``), the same in every replication.
 
     ``batch_size`` makes a rolling deploy: that many workers at a time, each batch waiting for
     the previous one to drain; None stops all workers at once. Fields a schedule does not use
@@ -70,7 +73,7 @@ class Deploys:
     does use, see ``applies``) and ``scenario_to_dict`` does not write them.
     """
 
-    schedule: Literal["none", "periodic", "poisson", "business-hours", "times"]
+    schedule: Literal["none", "periodic", "poisson", "business-hours", "times", "trace"]
     every: float | None = None
     rate: float | None = None
     days: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -78,6 +81,7 @@ class Deploys:
     times: tuple[float, ...] = ()
     batch_size: int | None = None
     phase: float | None = None
+    trace: DeployTrace | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "days", tuple(self.days))
@@ -104,6 +108,13 @@ class Deploys:
             raise SimError(f"{where}.every: schedule 'periodic' needs a period, e.g. '1h'")
         if schedule in ("poisson", "business-hours") and rate is None:
             raise SimError(f"{where}.rate: schedule '{schedule}' needs a rate, e.g. '40/d'")
+        trace = values.get("trace")
+        if schedule == "trace" and trace is None:
+            raise SimError(
+                f"{where}.trace: schedule 'trace' needs a CSV of deploy times, e.g. 'deploys.csv'"
+            )
+        if trace is not None and not isinstance(trace, DeployTrace):
+            raise SimError(f"{where}.trace: must be a DeployTrace, got {trace!r}")
         days = values.get("days", (0, 1, 2, 3, 4))
         if not days:
             raise SimError(f"{where}.days: needs at least one day (0 = Monday ... 6 = Sunday)")
@@ -143,7 +154,8 @@ class Deploys:
 
 
 def deploy_times(deploys: Deploys, rng: np.random.Generator, horizon: float) -> np.ndarray:
-    """Sorted deploy times in [0, horizon) (float64 seconds)."""
+    """Sorted deploy times in [0, horizon) (float64 seconds); ``rng`` is used only by the
+    schedules that draw (periodic without a phase, poisson, business-hours)."""
     schedule = deploys.schedule
     if schedule == "periodic":
         assert deploys.every is not None
@@ -160,6 +172,10 @@ def deploy_times(deploys: Deploys, rng: np.random.Generator, horizon: float) -> 
         return times[deploys.in_window(times)]
     if schedule == "times":
         times = np.sort(np.asarray(deploys.times, dtype=np.float64))
+        return times[times < horizon]
+    if schedule == "trace":
+        assert deploys.trace is not None
+        times = deploys.trace.array()
         return times[times < horizon]
     return np.empty(0, dtype=np.float64)
 

@@ -13,12 +13,9 @@ from typing import Any
 
 from ..errors import SimError
 from .deploys import Crashes, Deploys, Platform
-from .workloads import Workload
+from .workloads import DEFAULT_CLASS, Workload
 
 __all__ = ["DEFAULT_CLASS", "Fleet", "FrozenTable", "Scenario", "freeze", "thaw"]
-
-#: Name of the single job class of a workload written with inline length keys.
-DEFAULT_CLASS = "default"
 
 
 class FrozenTable(Mapping[str, Any]):

@@ -47,13 +47,16 @@ def _child(node: Any, part: str, path: str) -> Any:
 
 def _tables_with_choices(d: dict[str, Any]) -> list[tuple[str, Any]]:
     """The tables of ``d`` whose keys depend on a choice, each with the path ``prune`` takes:
-    deploys (schedule), workload (arrivals) and every length table (kind)."""
+    deploys (schedule), workload (arrivals), every length table (kind), and the class entries
+    of a trace's workload (which have no length or weight)."""
     tables: list[tuple[str, Any]] = [("deploys", d.get("deploys")),
                                      ("workload", d.get("workload"))]
     workload = d.get("workload")
     if isinstance(workload, dict):
         entries = [workload, *(workload.get("classes") or [])]
         tables += [("length", e.get("length")) for e in entries if isinstance(e, dict)]
+        if workload.get("arrivals") == "trace" and isinstance(workload.get("classes"), list):
+            tables += [("class", e) for e in workload["classes"]]
     return [(path, table) for path, table in tables if isinstance(table, dict)]
 
 

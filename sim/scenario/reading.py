@@ -5,12 +5,15 @@ The readers turn what people write into values: durations ("25s") into seconds, 
 numbers into floats where a float is meant. They check what they must to read on (a table
 is a table, a ``kind`` or ``preset`` is known) and leave the rules of each value to its own
 ``validate``, called with the table's path so that errors name the key (``deploys.every``).
-Unknown keys (outside ``strategies``) are errors that suggest the nearest valid key.
+Unknown keys (outside ``strategies``) are errors that suggest the nearest valid key. Files a
+scenario names (empirical lengths, traces) are read from its folder; traces of jobs and of
+deploys that both hold timestamps are moved to one origin, the earlier of their first times.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +21,13 @@ from deploysim.strategies.hints import did_you_mean
 
 from ..durations import parse_duration, parse_rate
 from ..errors import SimError
-from .applies import check_applies, check_length_applies
+from .applies import check_applies, check_length_applies, check_trace_applies
 from .deploys import PLATFORMS, PRESETS, SCHEDULES, Crashes, Deploys, Platform
 from .lengths import LENGTH_KINDS, Empirical, LengthDist, load_empirical
 from .model import DEFAULT_CLASS, Fleet, FrozenTable, Scenario
 from .strategy_tables import read_strategy_params
-from .workloads import JobClass, Workload
+from .traces import load_deploy_trace, read_job_trace
+from .workloads import ARRIVALS, JobClass, Workload
 
 __all__ = ["LENGTH_PARAMS", "RATE_KEYS", "check_rate_units", "scenario_from_dict"]
 
@@ -54,9 +58,13 @@ _KEYS: dict[str, tuple[str, ...]] = {
     ),
     "fleet": ("workers", "restart_delay"),
     "platform": ("preset", "grace", "daily_restarts"),
-    "deploys": ("schedule", "every", "rate", "days", "hours", "times", "batch_size", "phase"),
+    "deploys": (
+        "schedule", "every", "rate", "days", "hours", "times", "trace", "batch_size", "phase",
+    ),
     "crashes": ("mtbf",),
-    "workload": ("arrivals", "rate", "count", "classes", "length", "item_time", "hang_probability"),
+    "workload": (
+        "arrivals", "rate", "count", "trace", "classes", "length", "item_time", "hang_probability",
+    ),
     "class": ("name", "weight", "length", "item_time", "hang_probability"),
     "empirical": ("kind", "file", "column", "durations", "source"),
 }
@@ -169,6 +177,16 @@ def _array(table: Mapping[str, Any], key: str, path: str) -> list[Any]:
     return list(value)
 
 
+def _file(table: Mapping[str, Any], key: str, path: str, base_dir: Path | None) -> tuple[Path, str]:
+    """The file named at ``key`` (relative to ``base_dir``, the scenario file's folder, or the
+    working directory), resolved, with the name as written for errors."""
+    written = _string(table, key, path, _MISSING)
+    file = Path(written).expanduser()
+    if not file.is_absolute():
+        file = (base_dir or Path.cwd()) / file
+    return file.resolve(), written
+
+
 def _read_fleet(table: Mapping[str, Any]) -> Fleet:
     _check_keys(table, "fleet", _KEYS["fleet"])
     values = {
@@ -212,7 +230,7 @@ def _hour(value: object, path: str) -> float:
     return float(value)
 
 
-def _read_deploys(table: Mapping[str, Any]) -> Deploys:
+def _read_deploys(table: Mapping[str, Any], base_dir: Path | None) -> Deploys:
     path = "deploys"
     _check_keys(table, path, _KEYS[path])
     values: dict[str, Any] = {
@@ -235,6 +253,10 @@ def _read_deploys(table: Mapping[str, Any]) -> Deploys:
             parse_duration(time, f"{path}.times[{i}]")
             for i, time in enumerate(_array(table, "times", path))
         )
+    if "trace" in table:
+        check_applies(table, path)  # a trace not read needlessly: named if it does not apply
+        file, written = _file(table, "trace", path, base_dir)
+        values["trace"] = load_deploy_trace(file, field=_join(path, "trace"), shown=written)
     Deploys.validate(values, path)
     check_applies(table, path)  # after the values: a bad value is named as such first
     return Deploys(**values)
@@ -283,14 +305,11 @@ def _read_empirical(table: Mapping[str, Any], path: str, base_dir: Path | None) 
             "or 'durations' (an array)"
         )
     if "file" in table:
-        file = _string(table, "file", path, _MISSING)
         column = _string(table, "column", path, None)
         if "source" in table:
             raise SimError(f"{path}.source: only for inline durations; the file is the source")
-        file_path = Path(file).expanduser()
-        if not file_path.is_absolute():
-            file_path = (base_dir or Path.cwd()) / file_path
-        return load_empirical(file_path.resolve(), column, _join(path, "file"))
+        file_path, _ = _file(table, "file", path, base_dir)
+        return load_empirical(file_path, column, _join(path, "file"))
     if "column" in table:
         raise SimError(f"{path}.column: only with 'file'; inline durations have no columns")
     durations = tuple(
@@ -303,15 +322,22 @@ def _read_empirical(table: Mapping[str, Any], path: str, base_dir: Path | None) 
 
 
 def _read_class(
-    table: Mapping[str, Any], path: str, base_dir: Path | None, name: str | None
+    table: Mapping[str, Any], path: str, base_dir: Path | None, name: str | None,
+    traced: bool = False,
 ) -> JobClass:
+    """The job class at ``path``; of a trace's jobs (``traced``), one without length law or
+    weight (the trace gives each job's)."""
+    if traced:
+        check_trace_applies(table, path)
     if name is None:
         name = _value(table, "name", path, _MISSING, "give a string")
         weight = _number(table, "weight", path, 1.0)
     else:
         weight = 1.0
     hint = "give e.g. {kind='lognormal', median='30s', sigma=1.0}"
-    length = _read_length(_value(table, "length", path, _MISSING, hint), f"{path}.length", base_dir)
+    length = None if traced else _read_length(
+        _value(table, "length", path, _MISSING, hint), f"{path}.length", base_dir
+    )
     values = {
         "name": name,
         "weight": weight,
@@ -327,11 +353,13 @@ def _read_workload(table: Mapping[str, Any], base_dir: Path | None) -> Workload:
     path = "workload"
     _check_keys(table, path, _KEYS[path])
     values: dict[str, Any] = {
-        "arrivals": _choice(table, "arrivals", path, _MISSING, ("poisson", "backlog")),
+        "arrivals": _choice(table, "arrivals", path, _MISSING, ARRIVALS),
         "rate": _rate(table, "rate", path, None),
         "count": _value(table, "count", path, None, ""),
     }
-    Workload.validate(values, path)
+    traced = values["arrivals"] == "trace"
+    if not traced or "trace" not in table:
+        Workload.validate(values, path)
     check_applies(table, path)
     if "classes" in table:
         inline = [key for key in ("length", "item_time", "hang_probability") if key in table]
@@ -348,14 +376,30 @@ def _read_workload(table: Mapping[str, Any], base_dir: Path | None) -> Workload:
             entry_path = f"{path}.classes[{i}]"
             entry = _as_table(entry, entry_path)
             _check_keys(entry, entry_path, _KEYS["class"])
-            classes.append(_read_class(entry, entry_path, base_dir, None))
+            classes.append(_read_class(entry, entry_path, base_dir, None, traced))
         names = [c.name for c in classes]
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise SimError(f"{path}.classes[{i}].name: '{name}' is used twice; rename one")
     else:
-        classes = [_read_class(table, path, base_dir, DEFAULT_CLASS)]
+        classes = [_read_class(table, path, base_dir, DEFAULT_CLASS, traced)]
+    if traced:
+        file, written = _file(table, "trace", path, base_dir)
+        named = None if "classes" not in table else [c.name for c in classes]
+        values["trace"] = read_job_trace(file, classes=named, field=_join(path, "trace"),
+                                         shown=written)
     return Workload(classes=tuple(classes), **values)
+
+
+def _share_origin(deploys: Deploys, workload: Workload) -> tuple[Deploys, Workload]:
+    """Both traces counted from one origin, the earlier of their first times, when both hold
+    timestamps (so that a job and a deploy of the same moment meet again); else as read."""
+    jobs, times = workload.trace, deploys.trace
+    if jobs is None or times is None or jobs.origin is None or times.origin is None:
+        return deploys, workload
+    origin = min(jobs.origin, times.origin)
+    return (replace(deploys, trace=times.shifted(origin)),
+            replace(workload, trace=jobs.shifted(origin)))
 
 
 def _read_strategies(value: object) -> FrozenTable:
@@ -389,12 +433,18 @@ def scenario_from_dict(d: Mapping[str, Any], source: str) -> Scenario:
         raise SimError("deploys: missing; add a [deploys] table with schedule = 'periodic' etc.")
     if "workload" not in d:
         raise SimError("workload: missing; add a [workload] table with arrivals and length")
+    fleet = _read_fleet(_as_table(d.get("fleet", {}), "fleet"))
+    platform = _read_platform(_as_table(d.get("platform", {}), "platform"))
+    deploys = _read_deploys(_as_table(d["deploys"], "deploys"), base_dir)
+    crashes = _read_crashes(_as_table(d.get("crashes", {}), "crashes"))
+    workload = _read_workload(_as_table(d["workload"], "workload"), base_dir)
+    deploys, workload = _share_origin(deploys, workload)
     return Scenario(
         **top,
-        fleet=_read_fleet(_as_table(d.get("fleet", {}), "fleet")),
-        platform=_read_platform(_as_table(d.get("platform", {}), "platform")),
-        deploys=_read_deploys(_as_table(d["deploys"], "deploys")),
-        crashes=_read_crashes(_as_table(d.get("crashes", {}), "crashes")),
-        workload=_read_workload(_as_table(d["workload"], "workload"), base_dir),
+        fleet=fleet,
+        platform=platform,
+        deploys=deploys,
+        crashes=crashes,
+        workload=workload,
         strategies=_read_strategies(d.get("strategies", {})),
     )

@@ -1,7 +1,9 @@
 """Writing a ``Scenario`` back as the tables of a scenario file (``scenario_to_dict``):
 durations as "25s", rates as "40/d", so that ``scenario_from_dict`` reads it back to an
 equal Scenario. Fields the deploy schedule or the arrivals do not use are not written (a file
-may not hold them), so a scenario built with such a field reads back without it."""
+may not hold them), so a scenario built with such a field reads back without it. A trace is
+written as the absolute path of the file it was read from, so that it reads back from anywhere
+(a trace not read from a file cannot be written: ``traces.write_job_trace`` writes one)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from .lengths import Empirical, LengthDist
 from .model import DEFAULT_CLASS, Scenario
 from .reading import LENGTH_PARAMS
 from .strategy_tables import write_strategy_params
+from .traces import DeployTrace, JobTrace
 from .workloads import JobClass
 
 __all__ = ["scenario_to_dict"]
@@ -42,14 +45,24 @@ def _length_to_dict(length: LengthDist) -> dict[str, Any]:
     return table
 
 
-def _class_to_dict(job_class: JobClass) -> dict[str, Any]:
-    return {
-        "name": job_class.name,
-        "weight": job_class.weight,
-        "length": _length_to_dict(job_class.length),
-        "item_time": format_duration(job_class.item_time),
-        "hang_probability": job_class.hang_probability,
-    }
+def _class_to_dict(job_class: JobClass, traced: bool) -> dict[str, Any]:
+    table: dict[str, Any] = {"name": job_class.name}
+    if not traced:  # a trace gives each job's length and class
+        assert job_class.length is not None
+        table["weight"] = job_class.weight
+        table["length"] = _length_to_dict(job_class.length)
+    table["item_time"] = format_duration(job_class.item_time)
+    table["hang_probability"] = job_class.hang_probability
+    return table
+
+
+def _trace_path(trace: JobTrace | DeployTrace, field: str) -> str:
+    if not Path(trace.source).is_file():
+        raise SimError(
+            f"{field}: the trace was not read from a file ({trace.source!r}), so it cannot be "
+            "written to a scenario file; write it with write_job_trace or write_deploy_trace"
+        )
+    return trace.source
 
 
 def scenario_to_dict(s: Scenario) -> dict[str, Any]:
@@ -83,6 +96,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         deploys["batch_size"] = d.batch_size
     if d.phase is not None and "phase" in uses:
         deploys["phase"] = format_duration(d.phase)
+    if d.trace is not None and "trace" in uses:
+        deploys["trace"] = _trace_path(d.trace, "deploys.trace")
 
     w = s.workload
     workload: dict[str, Any] = {"arrivals": w.arrivals}
@@ -90,13 +105,18 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         workload["rate"] = format_rate(w.rate)
     if w.count is not None and "count" in ARRIVAL_KEYS[w.arrivals]:
         workload["count"] = w.count
+    traced = w.arrivals == "trace"
+    if traced and w.trace is not None:
+        workload["trace"] = _trace_path(w.trace, "workload.trace")
     only = w.classes[0]
-    if len(w.classes) == 1 and only.name == DEFAULT_CLASS and only.weight == 1.0:
-        workload["length"] = _length_to_dict(only.length)
+    if len(w.classes) == 1 and only.name == DEFAULT_CLASS and (only.weight == 1.0 or traced):
+        if not traced:
+            assert only.length is not None
+            workload["length"] = _length_to_dict(only.length)
         workload["item_time"] = format_duration(only.item_time)
         workload["hang_probability"] = only.hang_probability
     else:
-        workload["classes"] = [_class_to_dict(c) for c in w.classes]
+        workload["classes"] = [_class_to_dict(c, traced) for c in w.classes]
 
     return {
         "name": s.name,
