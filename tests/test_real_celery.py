@@ -1,0 +1,141 @@
+"""Celery 5.7 run for real (``celery worker``, prefork pool, ``-c 1``, on a real Redis through
+kombu's Redis transport), killed as a platform kills it, and the ``celery`` model built from the
+same settings.
+
+A warm shutdown lets the task in hand finish, so only tasks longer than the rest of the grace
+are killed. The runs' schedule is seeded: with ``deploy_every`` 12 s and seed 5 the first deploy
+comes 4.8 s in, when each of the two workers is 0.8 s into its second 4 s job, so the SIGKILL
+1.5 s later finds both jobs running. Acknowledged at start (the default), they are lost and the
+messages the workers had reserved stay unacknowledged for the whole run (the scaled visibility
+timeout is 180 s); with ``acks_late`` and a 5 s visibility timeout (longer than a job, so that no
+job in hand is redelivered while it runs) a replacement's sweep redelivers both and every job
+completes. The real runs take 15-20 s each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from deploysim.sim.chaos import ChaosConfig
+from deploysim.sim.chaos.real.apps.celery_app import kombu_url
+from deploysim.sim.chaos.real.harness import run_system
+from deploysim.sim.chaos.real.systems.base import RunContext
+from deploysim.sim.chaos.real.systems.celery import (
+    CeleryAcksLateSystem,
+    CelerySystem,
+    _message_id,
+)
+from deploysim.strategies.base import Lose, Requeue, StrategyError
+from deploysim.strategies.celery import Celery
+
+#: Two workers, six jobs of 4 s (10 items of 0.4 s), deploys 4.8 s and 16.8 s in.
+KILLED_MID_JOB = {"workers": 2, "jobs": 6, "items": 10, "item_time": "0.4s",
+                  "deploy_every": "12s", "grace": "1.5s", "crash_every": 0, "seed": 5}
+
+
+def _context(settings: dict[str, Any], socket: str = "/tmp/redis.sock") -> RunContext:
+    return RunContext(workdir=os.path.dirname(socket), redis_socket=socket,
+                      broker_url=f"unix://{socket}?db=0", results_url=f"unix://{socket}?db=1",
+                      jobs=1, items=20, item_time=0.1, grace=1.5, settings=settings)
+
+
+# -- the model and the settings, without Celery running ---------------------------------------
+
+
+def test_model_defaults_are_celerys_on_redis() -> None:
+    model = Celery()
+    assert model.term_wait == math.inf
+    assert model.on_kill == Lose("acknowledged at start, worker killed")
+    assert model.prefetch == 4 and Celery(acks_late=True).prefetch == 3
+    assert Celery(disable_prefetch=True).prefetch == 0
+    assert model.exit_time == 2.2 and Celery(pool="threads").exit_time == 0.5
+    # due after the visibility timeout, swept half of 10 s x 10 later on average, to the front
+    late = Requeue(delay=3600.0 + 50.0, end="front", restart=True)
+    assert Celery(acks_late=True).on_kill == late
+    assert model.on_kill_reserved == late
+    assert model.on_exit_reserved == Requeue(0.0, "front")
+    assert Celery(acks_late=True, broker="rabbitmq").on_kill == Requeue(0.0, "back")
+    assert Celery.from_params({"exit_time": 0}).exit_time == 0.0
+    with pytest.raises(StrategyError, match="prefetch_multiplier"):
+        Celery(prefetch_multiplier=0)
+
+
+def test_soft_shutdown_applies_only_to_a_cold_shutdown() -> None:
+    # worker_soft_shutdown_timeout is a stage of the cold shutdown: SIGTERM is warm unless
+    # the worker runs with REMAP_SIGTERM=SIGQUIT
+    assert Celery(soft_shutdown_timeout=10).term_wait == math.inf
+    cold = Celery(soft_shutdown_timeout=10, remap_sigterm=True)
+    assert cold.term_wait == 10.0 and isinstance(cold.on_timeout, Lose)
+    late = Celery(soft_shutdown_timeout=10, remap_sigterm=True, acks_late=True)
+    assert late.on_timeout == Requeue(0.0, "back")
+
+
+def test_settings_scale_celerys_durations() -> None:
+    system = CelerySystem()
+    real = system.settings(1.0, 30.0)
+    assert (real["visibility_timeout"], real["unacked_restore_interval"],
+            real["unacked_restore_throttle"], real["unacked_mutex_expire"]) == (3600, 10, 10, 300)
+    settings = system.settings(0.05, 1.5)
+    assert settings["visibility_timeout"] == pytest.approx(180.0)
+    assert settings["unacked_restore_interval"] == pytest.approx(0.5)
+    assert settings["unacked_restore_throttle"] == 10  # a count, not scaled
+    assert settings["exit_time"] == 2.2  # a cost of the process, not scaled
+    assert settings["acks_late"] is False and CeleryAcksLateSystem().settings(0.05, 1.5)[
+        "acks_late"] is True
+    json.dumps(settings)
+    model = system.strategy(settings)
+    assert model.on_kill_reserved == Requeue(180.0 + 2.5, "front")
+    assert model.exit_time == 2.2 and model.prefetch == 4
+    argv = system.worker(_context(settings), 2, 3).argv
+    assert argv[argv.index("--concurrency") + 1] == "1"
+    assert argv[argv.index("--pool") + 1] == "prefork"
+    assert argv[argv.index("--hostname") + 1] == "deploysim-2.3@%h"
+
+
+def test_urls_and_messages_are_read_as_kombu_writes_them() -> None:
+    assert kombu_url("unix:///run/r.sock?db=0") == "redis+socket:///run/r.sock?virtual_host=0"
+    assert kombu_url("unix:///run/r.sock?db=0", 2) == "redis+socket:///run/r.sock?virtual_host=2"
+    message = {"headers": {"id": "deploysim-7"}, "body": ""}
+    assert _message_id(json.dumps(message).encode()) == 7
+    assert _message_id(json.dumps([message, "", "celery"]).encode()) == 7  # the unacked hash
+    assert _message_id(b"{}") is None and _message_id(b"not json") is None
+
+
+# -- real runs ----------------------------------------------------------------------------------
+
+
+def test_a_task_killed_by_the_platform_is_lost(need_system: Any) -> None:
+    need_system("celery")
+    audit = run_system(ChaosConfig.from_args(**KILLED_MID_JOB, duration="15s"), "celery")
+    assert audit["version"].startswith("5.")
+    assert audit["sigkills"] >= 2
+    # the two jobs in hand at the kill had been acknowledged: gone from every record
+    assert audit["lost"] == 2 and audit["duplicate_item_executions"] == 0
+    lost = [job for job, fate in audit["fates"].items() if fate == "lost"]
+    assert all(job not in audit["bookkeeping"] for job in lost)
+    # the messages reserved by the killed workers are still unacknowledged
+    assert audit["pending"] >= 1
+    assert set(audit["bookkeeping"].values()) <= {"held", "queued"}
+    assert audit["completed"] + audit["lost"] + audit["pending"] == audit["enqueued"]
+
+
+def test_acks_late_redelivers_a_killed_task(need_system: Any,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    system = need_system("celery-acks-late")
+    # a visibility timeout that fits the run, and one message at a time (nothing reserved)
+    monkeypatch.setattr(type(system), "overrides",
+                        MappingProxyType({"visibility_timeout": 5.0, "prefetch_multiplier": 1}))
+    audit = run_system(ChaosConfig.from_args(**KILLED_MID_JOB, duration="30s"),
+                       "celery-acks-late")
+    assert audit["settings"]["visibility_timeout"] == 5.0
+    assert audit["sigkills"] >= 2
+    # the killed jobs ran again from their first item and completed
+    assert audit["completed"] == audit["enqueued"] == 6
+    assert audit["lost"] == 0 and audit["pending"] == 0
+    assert audit["duplicate_item_executions"] > 0
