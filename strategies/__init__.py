@@ -13,14 +13,16 @@ from typing import Any
 
 from .base import Strategy, StrategyError
 from .celery import Celery
+from .dramatiq import Dramatiq
 from .hints import did_you_mean
 from .resque import Resque
 from .resumable_model import Resumable
+from .rq import Rq
 from .sidekiq import Sidekiq
 from .split import Split
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (Sidekiq, Resque, Celery, Split, Resumable)
+    cls.name: cls for cls in (Sidekiq, Resque, Celery, Rq, Dramatiq, Split, Resumable)
 }
 
 

@@ -37,10 +37,14 @@ MINIMAL = {
 }
 
 DURATIONS = {
-    "sidekiq": ("timeout", "heartbeat_ttl", "recovery_every"),
+    "sidekiq": ("timeout", "heartbeat_ttl", "recovery_every", "shutdown_poll"),
     "resque": ("term_timeout",),
-    "celery": ("visibility_timeout", "soft_shutdown_timeout", "time_limit", "soft_time_limit"),
-    "split": ("timeout", "heartbeat_ttl", "recovery_every"),
+    "celery": ("visibility_timeout", "restore_every", "soft_shutdown_timeout", "exit_time",
+               "time_limit", "soft_time_limit"),
+    "rq": ("job_timeout", "job_monitoring_interval", "maintenance_interval", "heartbeat_slack",
+           "exit_time"),
+    "dramatiq": ("worker_shutdown_timeout", "heartbeat_timeout", "worker_timeout"),
+    "split": ("timeout", "heartbeat_ttl", "recovery_every", "shutdown_poll"),
     "resumable": ("checkpoint_every", "checkpoint_cost", "max_runtime", "lease_ttl"),
 }
 
@@ -237,7 +241,7 @@ def test_parameters_named_after_a_decision_keep_their_table_name():
         ("resque", {"zzz": 1}, "strategies.resque.zzz: unknown parameter; "
                                "known: mode, term_timeout, on_kill"),
         ("sidekik", {}, "strategy 'sidekik': unknown; did you mean 'sidekiq'? "
-                        "known: sidekiq, resque, celery, split, resumable"),
+                        "known: sidekiq, resque, celery, rq, dramatiq, split, resumable"),
     ],
 )
 def test_unknown_names_get_a_hint(name, params, message):

@@ -57,17 +57,21 @@ STRATEGY_COLORS: dict[str, str] = {
     "sidekiq": OKABE_ITO["vermillion"],
     "resque": OKABE_ITO["orange"],
     "celery": OKABE_ITO["sky blue"],
+    "rq": OKABE_ITO["reddish purple"],
+    "dramatiq": OKABE_ITO["yellow"],
     "split": OKABE_ITO["bluish green"],
     "resumable": OKABE_ITO["blue"],
 }
 
 #: Marker sizes, largest first: where strategies share a point their markers nest.
 MARKER_SIZES: dict[str, float] = {
-    "sidekiq": 12.0,
-    "resque": 9.5,
-    "celery": 8.0,
-    "split": 6.5,
-    "resumable": 4.5,
+    "sidekiq": 13.0,
+    "resque": 11.5,
+    "celery": 10.0,
+    "rq": 8.5,
+    "dramatiq": 7.0,
+    "split": 5.5,
+    "resumable": 4.0,
 }
 
 #: One marker per strategy, so that the lines differ in shape as well as colour.
@@ -75,12 +79,14 @@ MARKERS: dict[str, str] = {
     "sidekiq": "o",
     "resque": "s",
     "celery": "^",
+    "rq": "P",
+    "dramatiq": "X",
     "split": "D",
     "resumable": "v",
 }
 
-_SPARE = (OKABE_ITO["reddish purple"], OKABE_ITO["black"], OKABE_ITO["yellow"])
-_SPARE_MARKERS = ("P", "X", "*")
+_SPARE = (OKABE_ITO["black"], "#8C564B", "#17BECF")
+_SPARE_MARKERS = ("*", "h", "p")
 
 # resque and celery share their fate on a deploy (wait, then the platform's kill), so their
 # curves coincide: celery is drawn dashed with open markers so that both stay visible
@@ -145,7 +151,7 @@ _COMPLETION_STYLE: dict[str, dict[str, Any]] = {
     "resumable": {"markersize": 5.0},
 }
 
-PERIOD_COLOR = OKABE_ITO["reddish purple"]
+PERIOD_COLOR = "#7F7F7F"
 
 
 def _broken(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

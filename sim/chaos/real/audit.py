@@ -11,8 +11,9 @@ A job is completed when it wrote its last line; failed when the system's records
 pending when they still hold it (queued, held, retry) or a container was working on it when the
 run ended; ``lost = enqueued - completed - failed - pending``, never assumed zero. Work is the
 time of every attempt, from its start line to its completion line or to the death of its
-container; wasted work is that of attempts that did not complete, as ``deploysim run`` counts
-it. A job's length (what the simulator is given) is its completed attempt's time; jobs that
+container (or, when the system gave the job up before its container died, one item after its
+last record); wasted work is that of attempts that did not complete, as ``deploysim run``
+counts it. A job's length (what the simulator is given) is its completed attempt's time; jobs that
 never completed get the mean of those that did.
 """
 
@@ -87,11 +88,16 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
     finally:
         client.close()
     lives = {life.name: life for life in record.lives}
+    item_time = _item_time(attempts, ctx)  # completed attempts only: their ends are known
     for at in attempts:
         if at.end is None:
+            # an attempt that did not complete ran until its container died, or until the
+            # system abandoned it (Sidekiq's requeue at the timeout, before the exit): within
+            # one item of its last record
             life = lives.get(at.container)
             died = life.ended if life is not None and life.ended is not None else record.end
-            at.end = died
+            last = at.last_item if at.last_item is not None else at.start
+            at.end = min(died, last + item_time)
     completed = {at.job for at in attempts if at.completed}
     failed = {j for j, where in bookkeeping.items() if where == "failed"} - completed
     in_hand = {at.job for at in attempts if not at.completed
@@ -115,7 +121,6 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
             wasted += max(0.0, work[job] - lengths.get(job, 0.0))
         else:
             wasted += work[job]
-    item_gaps = _item_time(attempts, ctx)
     ready = [life.ready - life.started for life in record.lives if life.ready is not None]
     restarts = [_restart_delay(life, record) for life in record.lives if life.life > 1]
     restarts = [d for d in restarts if d is not None]
@@ -145,7 +150,7 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
         "duration_s": record.end,
         "ended_by": record.ended_by,
         "survivors": list(record.survivors),
-        "item_time_s": item_gaps,
+        "item_time_s": item_time,
         "job_length_s": mean_length,
         "start_up_s": statistics.fmean(ready) if ready else None,
         # the job's own lines bracket its attempts: what a fetch costs is part of the measured

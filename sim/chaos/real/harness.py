@@ -58,8 +58,8 @@ def run_system(config: ChaosConfig, system_name: str, *, progress: Progress | No
             controller = RealController(system, ctx, config, finished, progress)
             try:
                 controller.start()
-                controller.begin()
                 system.enqueue(ctx)
+                controller.begin()  # time 0: every job is in the queue, as the simulator has it
                 record = controller.run()
             finally:
                 controller.kill_all()

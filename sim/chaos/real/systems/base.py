@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import sys
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -46,6 +47,17 @@ class WorkerCommand:
     cwd: str | None = None
 
 
+def _installed(module: str) -> bool:
+    """True if ``module`` can be imported (kombu replaces its module object in sys.modules,
+    whose ``__spec__`` is then None: ``find_spec`` raises ValueError for it)."""
+    if module in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 #: Where a system's own records have a job at the end of a run.
 BOOKKEEPING = ("queued", "held", "retry", "failed")
 
@@ -70,7 +82,7 @@ class System:
     def missing(self) -> str | None:
         """None when everything this system needs is installed, else one line saying what is
         missing and how to install it."""
-        absent = [m for m in self.modules if importlib.util.find_spec(m) is None]
+        absent = [m for m in self.modules if not _installed(m)]
         if absent:
             return (f"{self.name} needs {', '.join(absent)}: "
                     f"pip install 'deploysim[{self.extra or self.name}]'")
