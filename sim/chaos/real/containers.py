@@ -2,8 +2,8 @@
 
 A platform stops a container in two steps: SIGTERM to its main process (PID 1 of the container:
 what Kubernetes, Docker and ECS signal), then, after the grace, SIGKILL to EVERY process in it.
-Job systems fork: Celery's prefork pool children, RQ's work horse (which runs in a session of
-its own and outlives a SIGKILL of its parent alone), Dramatiq's worker processes. Killing the
+Job systems fork: Celery's prefork pool children, RQ's work horse (which runs in a process group
+of its own and outlives a SIGKILL of its parent alone), Dramatiq's worker processes. Killing the
 main process, or its process group, is not what a platform does.
 
 Where this process may create cgroups (a writable cgroup v2 hierarchy: root on Linux, as in
