@@ -215,6 +215,13 @@ class Strategy:
         return Requeue(0.0, "front")
 
     @property
+    def notice_time(self) -> float:
+        """Seconds from SIGTERM to the process acting on it: until then it goes on fetching and
+        working as if nothing had come (Dramatiq's main loop looks at its stop flag once a
+        second: half a second on average)."""
+        return 0.0
+
+    @property
     def exit_time(self) -> float:
         """Seconds a process takes to exit after SIGTERM once it has no job in hand; a SIGKILL
         due within that time still finds it alive (an idle Celery prefork worker: about 2 s)."""

@@ -26,7 +26,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, system: DramatiqSystem, **config: obje
 
 def test_model_defaults_are_dramatiqs() -> None:
     model = Dramatiq()
-    assert model.term_wait == 600.5
+    assert model.term_wait == 600.0 and model.notice_time == 0.5
     assert model.prefetch == 1
     # 60 s heartbeat, then 0.75 s between fetches of one idle consumer, 0.1% chance each
     assert model.on_kill == Requeue(delay=60.0 + 750.0, end="back", restart=True)
@@ -47,7 +47,7 @@ def test_settings_are_scaled_in_dramatiqs_units() -> None:
     assert settings["maintenance_chance"] == 1000
     model = system.strategy(settings)
     assert model.heartbeat_timeout == 3.0
-    assert model.term_wait == 30.5
+    assert model.term_wait == 30.0 and model.notice_time == 0.5
     assert model.exit_time == 0.05
     assert math.isclose(model.command_exit_time, 1.53)
     argv = system.worker(_context(settings), 0, 1).argv

@@ -321,3 +321,42 @@ def test_every_job_ends_in_one_bucket_and_runs_at_most_once(
     assert {u.job for u in units} == ledger.pending
     assert not any(w.reserved for w in sim.workers if w.state == "down")
     assert all(len(w.reserved) <= strategy.prefetch for w in sim.workers)
+
+
+def test_a_worker_acts_on_sigterm_only_after_its_notice_time() -> None:
+    """Until it notices the SIGTERM a worker goes on fetching: a job queued after the deploy
+    starts, and the grace kills it; with no notice time it stays queued."""
+    from dataclasses import dataclass
+
+    from deploysim.strategies.base import Lose, Strategy
+
+    @dataclass(frozen=True)
+    class Slow(Strategy):
+        name = "slow"
+
+        @property
+        def notice_time(self) -> float:
+            return 1.0
+
+        @property
+        def on_kill(self):
+            return Lose("killed")
+
+    @dataclass(frozen=True)
+    class Prompt(Strategy):
+        name = "prompt"
+
+        @property
+        def on_kill(self):
+            return Lose("killed")
+
+    def run(strategy):
+        draws = Draws(arrivals=np.array([0.0, 10.5]), lengths=np.array([1.0, 5.0]),
+                      items=np.array([1, 1]), hangs=np.zeros(2, dtype=bool),
+                      deploys=np.array([10.0]), crashes=[np.array([])])
+        sim = FleetSim(strategy, draws, workers=1, restart_delay=100.0, grace=3.0, horizon=50.0)
+        return sim.run()
+
+    slow, prompt = run(Slow()), run(Prompt())
+    assert slow.hard_kills == 1 and slow.lost_t[1] == pytest.approx(13.0)
+    assert prompt.hard_kills == 0 and np.isnan(prompt.lost_t[1])

@@ -136,6 +136,7 @@ class FleetSim:
         self._chunk = strategy.chunk
         self._prefetch = strategy.prefetch
         self._exit_time = strategy.exit_time
+        self._notice_time = strategy.notice_time
         self._on_exit_reserved = strategy.on_exit_reserved
         self._on_kill_reserved = strategy.on_kill_reserved
         if self._prefetch < 0 or not self._exit_time >= 0:
@@ -274,6 +275,7 @@ class FleetSim:
             w.life += 1
             w.state = "idle"
             w.terminating = False
+            w.noticing = False
             w.kill_at = INF
             w.stop = StopSignal()
             exited = w.exited = env.event()
@@ -530,13 +532,28 @@ class FleetSim:
         if w.state == "down":
             return None
         exited = w.exited
-        if not w.terminating:
-            w.terminating = True
-            w.stop.request(TERM)
-            if w.state == "idle" or w.mode == "opaque":
-                assert w.proc is not None
-                w.proc.interrupt(TERM)
+        if w.terminating or w.noticing:
+            return exited
+        if self._notice_time > 0:
+            w.noticing = True
+            self.env.process(self._notice(w, w.life))
+        else:
+            self._act_on_term(w)
         return exited
+
+    def _notice(self, w: Worker, life: int) -> ProcessGenerator:
+        """The process acts on a SIGTERM ``notice_time`` after it came, if it is still alive."""
+        yield self.env.timeout(self._notice_time)
+        if w.life == life and w.noticing and w.state != "down":
+            w.noticing = False
+            self._act_on_term(w)
+
+    def _act_on_term(self, w: Worker) -> None:
+        w.terminating = True
+        w.stop.request(TERM)
+        if w.state == "idle" or w.mode == "opaque":
+            assert w.proc is not None
+            w.proc.interrupt(TERM)
 
     def _kill(self, w: Worker) -> bool:
         """SIGKILL to the worker's process; True if it was running."""

@@ -52,6 +52,7 @@ class Worker:
     mode: str = ""  # opaque | engine, while busy
     life: int = 0
     terminating: bool = False
+    noticing: bool = False  # a SIGTERM came and the process has not yet acted on it
     stop: StopSignal = field(default_factory=StopSignal)
     exited: simpy.Event | None = None  # triggered when the current life ends
     wait: simpy.Event | None = None  # the idle wait event
