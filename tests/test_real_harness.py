@@ -76,3 +76,42 @@ def test_a_run_leaves_no_worker_and_no_redis_behind(need_system, tmp_path):
     assert len(lives) > 3  # replacements came up after the deploy
     assert len(list((keep / "logs").iterdir())) == len(lives)
     assert all(life["ended"] is not None for life in lives)
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    needle = text.encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if needle in environ or needle in cmdline:
+            found.append(int(pid))
+    return found
+
+
+def test_a_run_stopped_with_sigterm_stops_its_workers_and_redis(need_system, tmp_path):
+    need_system("rq")
+    import signal
+    import time
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    run = subprocess.Popen([*CLI, "chaos", "--system", "rq", "--duration", "60s", "--quiet"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while len(_processes_mentioning(str(tmp_path))) < 4:  # redis and three workers up
+            assert time.monotonic() < deadline and run.poll() is None, run.stderr
+            time.sleep(0.1)
+        run.send_signal(signal.SIGTERM)
+        run.wait(30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode != 0
+    time.sleep(0.2)
+    assert _processes_mentioning(str(tmp_path)) == []

@@ -13,8 +13,10 @@ run ended; ``lost = enqueued - completed - failed - pending``, never assumed zer
 time of every attempt, from its start line to its completion line or to the death of its
 container (or, when the system gave the job up before its container died, one item after its
 last record); wasted work is that of attempts that did not complete, as ``deploysim run``
-counts it. A job's length (what the simulator is given) is its completed attempt's time; jobs that
-never completed get the mean of those that did.
+counts it. Each attempt also costs the fetch before it: the mean time from a job's completion
+line to its worker's next start line. A job's length (what the simulator is given) is its
+completed attempt's time with that fetch; jobs that never completed get the mean of those that
+did.
 """
 
 from __future__ import annotations
@@ -107,15 +109,15 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
                | in_hand) - completed - failed
     enqueued = set(range(ctx.jobs))
     lost = enqueued - completed - failed - pending
-    lengths = {at.job: at.end - at.start for at in attempts
+    gap = _fetch_gap(attempts)
+    lengths = {at.job: at.end - at.start + gap for at in attempts
                if at.completed and at.end is not None}
     mean_length = statistics.fmean(lengths.values()) if lengths else ctx.items * ctx.item_time
     work: dict[int, float] = defaultdict(float)
     wasted = 0.0
     for at in attempts:
         assert at.end is not None
-        span = max(0.0, at.end - at.start)
-        work[at.job] += span
+        work[at.job] += max(0.0, at.end - at.start) + gap
     for job in enqueued:
         if job in completed:
             wasted += max(0.0, work[job] - lengths.get(job, 0.0))
@@ -124,6 +126,8 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
     ready = [life.ready - life.started for life in record.lives if life.ready is not None]
     restarts = [_restart_delay(life, record) for life in record.lives if life.life > 1]
     restarts = [d for d in restarts if d is not None]
+    # a ready worker still has to fetch its first job: that too keeps the slot empty
+    first_fetch = _first_fetch(attempts, record)
     sigterms = sum(d["sigterms"] for d in record.deploys)
     sigkills = sum(1 for life in record.lives if life.cause in KILLS)
     fates = {job: ("completed" if job in completed else "failed" if job in failed
@@ -153,13 +157,14 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
         "item_time_s": item_time,
         "job_length_s": mean_length,
         "start_up_s": statistics.fmean(ready) if ready else None,
-        # the job's own lines bracket its attempts: what a fetch costs is part of the measured
-        # restart delay and job length, and no attempt resumes from a saved cursor
-        "attempt_overhead_s": 0.0,
+        # what a worker spends between one job's end and the next one's start line (fetch,
+        # RQ's fork of a work horse) is counted with each attempt; none resumes from a cursor
+        "attempt_overhead_s": gap,
         "resume_overhead_s": 0.0,
         "resume_costs_s": 0.0,
-        "restart_delay_s": statistics.fmean(restarts) if restarts else (
-            statistics.fmean(ready) if ready else 0.0),
+        "first_fetch_s": first_fetch,
+        "restart_delay_s": first_fetch + (statistics.fmean(restarts) if restarts else (
+            statistics.fmean(ready) if ready else 0.0)),
         "settings": dict(ctx.settings),
         "fates": {str(j): f for j, f in fates.items()},
         "bookkeeping": {str(j): where for j, where in sorted(bookkeeping.items())},
@@ -171,6 +176,33 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
             "lives": [life.to_dict() for life in record.lives],
         },
     }
+
+
+def _fetch_gap(attempts: list[Attempt]) -> float:
+    """The mean time a worker takes from one job's completion to its next job's start line:
+    the cost of fetching and starting a job, which the job's own lines do not bracket."""
+    gaps = []
+    previous: dict[str, Attempt] = {}
+    for at in attempts:  # in the order of their start lines
+        before = previous.get(at.container)
+        if before is not None and before.completed and before.end is not None:
+            gaps.append(max(0.0, at.start - before.end))
+        previous[at.container] = at
+    return statistics.fmean(gaps) if gaps else 0.0
+
+
+def _first_fetch(attempts: list[Attempt], record: RealRecord) -> float:
+    """The median time from a replacement container's ready line to its first job's start
+    line, over those that started one (the first containers were ready before the jobs were
+    enqueued). The jobs are all queued at the start, so a ready worker finds work at once:
+    this is what its first fetch costs."""
+    first: dict[str, float] = {}
+    for at in attempts:
+        first.setdefault(at.container, at.start)
+    waits = [first[life.name] - life.ready for life in record.lives
+             if life.life > 1 and life.ready is not None and life.name in first
+             and first[life.name] >= life.ready]
+    return statistics.median(waits) if waits else 0.0
 
 
 def _last_of(attempts: list[Attempt], container: str) -> Attempt | None:

@@ -23,6 +23,7 @@ cgroup.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
 import signal
@@ -54,6 +55,14 @@ def _state_and_parent(pid: int) -> tuple[str, int]:
     # the command name is in parentheses and may hold spaces: split after the last ')'
     fields = stat[stat.rfind(b")") + 2:].split()
     return fields[0].decode(), int(fields[1])
+
+
+def die_with_parent() -> None:
+    """In a child before it execs: ask Linux to SIGKILL it if the harness dies first (a
+    harness killed outright cannot stop its containers; this stops at least their main
+    processes, and with them most systems' pools). A no-op where prctl is missing."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
 
 
 def _all_pids() -> list[int]:
@@ -106,6 +115,7 @@ class Container:
         procs = str(self.cgroup / "cgroup.procs") if self.cgroup is not None else None
 
         def enter_cgroup() -> None:  # in the child, before it execs
+            die_with_parent()
             if procs is not None:
                 with open(procs, "w", encoding="ascii") as f:
                     f.write("0")
@@ -115,7 +125,7 @@ class Container:
             self.process = subprocess.Popen(
                 list(argv), env=environment, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
-                preexec_fn=enter_cgroup if procs is not None else None,
+                preexec_fn=enter_cgroup,
             )
         finally:
             out.close()

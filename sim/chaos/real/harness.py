@@ -1,14 +1,19 @@
 """A real-systems run from end to end: a temporary folder, a Redis server on a unix socket in
 it, the system's workers started and made ready, the jobs enqueued with the system's own
 client, deploys and crashes played by the controller, the audit, and everything stopped and
-removed. No process and no Redis outlives a run, whatever happens in it."""
+removed. No process and no Redis outlives a run that ends, fails or is stopped with SIGTERM
+or Ctrl-C; one SIGKILLed takes the main processes of its containers and its Redis with it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from ...errors import SimError
@@ -35,6 +40,31 @@ def run_system(config: ChaosConfig, system_name: str, *, progress: Progress | No
     missing = system.missing()
     if missing is not None:
         raise SimError(missing)
+    with _sigterm_as_exit():
+        return _run(config, system_name, system, progress, keep)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """While a run goes on, SIGTERM to this process raises SystemExit, so that the run's
+    ``finally`` blocks stop every container and the Redis server (the default action would
+    leave them running). Only in the main thread, where Python delivers signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run(config: ChaosConfig, system_name: str, system: Any, progress: Progress | None,
+         keep: str | None) -> dict[str, Any]:
     if keep is not None:
         os.makedirs(keep, exist_ok=False)
         workdir = keep
@@ -52,7 +82,8 @@ def run_system(config: ChaosConfig, system_name: str, *, progress: Progress | No
                 items=config.items,
                 item_time=config.item_time,
                 grace=config.grace,
-                settings=system.settings(scale, config.grace),
+                settings=system.for_fleet(system.settings(scale, config.grace),
+                                          config.workers),
             )
             finished = _finished(system, ctx)
             controller = RealController(system, ctx, config, finished, progress)

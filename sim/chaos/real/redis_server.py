@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ...errors import SimError
+from .containers import die_with_parent
 
 START_TIMEOUT = 10.0
 """Seconds to wait for the server to answer PING."""
@@ -61,7 +62,7 @@ class RedisServer:
                  "--save", "", "--appendonly", "no", "--dir", str(self.folder),
                  "--databases", "16", "--loglevel", "warning"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=die_with_parent,
             )
         finally:
             log.close()

@@ -92,6 +92,11 @@ class System:
         """The system's settings for a run whose times are ``scale`` times real-world ones."""
         raise NotImplementedError
 
+    def for_fleet(self, settings: dict[str, Any], workers: int) -> dict[str, Any]:
+        """``settings`` for a fleet of ``workers`` containers: what the model needs to know of
+        the fleet (by default nothing)."""
+        return settings
+
     def strategy(self, settings: dict[str, Any]) -> Strategy:
         """The simulator's model of the system with ``settings``."""
         raise NotImplementedError

@@ -109,6 +109,11 @@ class DramatiqSystem(System):
         settings.update(self.overrides)
         return settings
 
+    def for_fleet(self, settings: dict[str, Any], workers: int) -> dict[str, Any]:
+        # every idle consumer's polls may run the maintenance that redelivers a dead worker's
+        # messages: the more workers, the sooner
+        return {**settings, "consumers": workers}
+
     def strategy(self, settings: dict[str, Any]) -> Strategy:
         return Dramatiq(
             worker_shutdown_timeout=settings["worker_shutdown_timeout"] / 1000,
