@@ -40,9 +40,11 @@ HEARTBEAT_SLACK = 60.0
 """Seconds RQ 3.0's worker adds to every heartbeat of a job's ``StartedJobRegistry`` entry
 (``Worker.get_heartbeat_ttl``); a constant of the code, not a setting."""
 
-EXIT_TIME = 0.6
-"""Mean seconds an ``rq worker`` with no job in hand took to exit after SIGTERM (RQ 3.0, redis-py
-8.1, 40 trials on a loaded 2-core machine: 0.17 to 1.59 s, 14 of them over 0.9 s)."""
+EXIT_TIME = 0.1
+"""Seconds an ``rq worker`` with no job in hand takes to exit after SIGTERM (RQ 3.0, redis-py
+8.1): 0.06 to 0.12 s on a quiet machine, in trials and in the calibration's runs (from a job's
+end to the exit); on a loaded 2-core machine 0.17 to 1.59 s (mean 0.6 s over 40 trials), when
+its pub/sub thread is slow to wake."""
 
 
 @dataclass(frozen=True)
