@@ -29,7 +29,8 @@ def test_run_json_follows_the_documented_shape() -> None:
     out = json.loads(done.stdout)
     assert set(out) == {"scenario", "seed", "horizon_s", "strategies"}
     assert out["seed"] == 3 and out["horizon_s"] == 12 * 3600
-    assert set(out["strategies"]) == {"sidekiq", "resque", "celery", "split", "resumable"}
+    assert set(out["strategies"]) == {"sidekiq", "resque", "celery", "rq", "dramatiq", "split",
+                                      "resumable"}
     for result in out["strategies"].values():
         assert set(result) >= RESULT_KEYS
         assert set(result["sojourn_s"]) == {"mean", "p50", "p90", "p99", "max"}

@@ -73,6 +73,19 @@ def strategy_tables(draw: st.DrawFn, base: str) -> dict[str, Any]:
             table["time_limit"] = draw(_seconds(1, 1800))
         if draw(st.booleans()):
             table["soft_time_limit"] = draw(_seconds(1, 1800))
+        table["prefetch_multiplier"] = draw(st.sampled_from([1, 4]))
+        table["disable_prefetch"] = draw(st.booleans())
+        table["pool"] = draw(st.sampled_from(["prefork", "threads", "solo"]))
+        table["remap_sigterm"] = draw(st.booleans())
+    elif base == "rq":
+        table["job_timeout"] = draw(st.sampled_from([180.0, 1800.0, 36000.0]))
+        table["maintenance_interval"] = draw(st.sampled_from([600.0, 60.0]))
+        table["retry"] = draw(st.sampled_from([0, 0, 2]))
+    elif base == "dramatiq":
+        table["worker_shutdown_timeout"] = draw(st.sampled_from([600.0, 10.0, 0.0]))
+        table["heartbeat_timeout"] = draw(st.sampled_from([60.0, 5.0]))
+        table["queue_prefetch"] = draw(st.sampled_from([1, 2, 4]))
+        table["maintenance_chance"] = draw(st.sampled_from([1000, 1_000_000]))
     else:
         table.update(resumable_params(draw))
     return table
