@@ -72,6 +72,13 @@ def test_a_run_leaves_no_worker_and_no_redis_behind(need_system, tmp_path):
     assert sum(audit[k] for k in ("completed", "failed", "lost", "pending")) == 4
     assert len(audit["fates"]) == 4
     json.dumps(audit, allow_nan=False)  # JSON-ready as the CLI prints it
+    from deploysim.sim.chaos.real import format_system
+
+    text = format_system(audit)
+    assert text.startswith(f"rq {audit['version']}: 3 workers, 4 jobs")
+    assert "  enqueued                   4" in text
+    n = audit["deploys"]
+    assert f": {n} deploy{'' if n == 1 else 's'}, {audit['sigterms']} SIGTERM" in text
     lives = audit["timeline"]["lives"]
     assert len(lives) > 3  # replacements came up after the deploy
     assert len(list((keep / "logs").iterdir())) == len(lives)

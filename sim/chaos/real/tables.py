@@ -15,7 +15,9 @@ def format_system(audit: dict[str, Any]) -> str:
             f"{format_duration(c['deploy_every_s'])} (grace {format_duration(c['grace_s'])}), "
             f"seed {c['seed']}")
     why = "the work was done" if audit["ended_by"] == "done" else "the duration was up"
-    ran = (f"ran {audit['duration_s']:.1f} s, until {why}: {audit['deploys']} deploys, "
+    deploys = audit["deploys"]
+    ran = (f"ran {audit['duration_s']:.1f} s, until {why}: {deploys} "
+           f"deploy{'' if deploys == 1 else 's'}, "
            f"{audit['sigterms']} SIGTERM, {audit['sigkills']} SIGKILL "
            f"({audit['deploy_sigkills']} at deploys, {audit['crashes']} crashes); a worker "
            f"took {audit['restart_delay_s']:.2f} s from a death to its replacement's ready")
