@@ -203,8 +203,7 @@ def run_calibration(
     ``config.seed + 1``, ..., and compares the sums: one run's numbers move by a whole job
     whenever a crash falls within a few milliseconds of a job's end, and more runs average
     that out."""
-    if isinstance(replications, bool) or not isinstance(replications, int) or replications < 1:
-        raise SimError(f"--replications: {replications!r} must be a whole number >= 1")
+    check_replications(replications)
     names = list(strategies) if strategies is not None else list(DEFAULT_STRATEGIES)
     configs = [config.with_strategy(name) for name in names]  # validates the names first
     out: dict[str, Any] = {}
@@ -218,6 +217,18 @@ def run_calibration(
             audits.append(audit)
             sims.append(simulate(run, audit))
         out[cfg.strategy] = compare(audits, sims)
+    return calibration(config, replications, out)
+
+
+def check_replications(replications: object) -> None:
+    """SimError unless ``replications`` is a whole number >= 1."""
+    if isinstance(replications, bool) or not isinstance(replications, int) or replications < 1:
+        raise SimError(f"--replications: {replications!r} must be a whole number >= 1")
+
+
+def calibration(config: ChaosConfig, replications: int,
+                compared: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A calibration's JSON: the scenario, the targets and each strategy's ``compare``."""
     settings = config.to_dict()
     settings.pop("strategy")
     settings.pop("params")
@@ -225,7 +236,8 @@ def run_calibration(
     return {
         "config": settings,
         "targets": {"completion_rate_pp": 100 * RATE_TOLERANCE,
+                    "failed_lost_pp": 100 * RATE_TOLERANCE,
                     "wasted_work_rel": WASTE_TOLERANCE},
-        "strategies": out,
-        "agree": all(r["agree"] for r in out.values()),
+        "strategies": compared,
+        "agree": all(r["agree"] for r in compared.values()),
     }

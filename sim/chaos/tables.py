@@ -59,11 +59,12 @@ def format_chaos(audit: dict[str, Any]) -> str:
 def format_calibration(result: dict[str, Any]) -> str:
     """A calibration: per strategy, the real and simulated numbers side by side."""
     c = result["config"]
+    crashes = (f"a crash every {format_duration(c['crash_every_s'])}" if c["crash_every_s"]
+               else "no crashes")
     title = (
         f"calibration: {c['workers']} workers, {c['jobs']} jobs x {c['items']} items x "
         f"{format_duration(c['item_time_s'])}, deploy every {format_duration(c['deploy_every_s'])}"
-        f" (grace {format_duration(c['grace_s'])}), a crash every "
-        f"{format_duration(c['crash_every_s'])}, seed {c['seed']}, "
+        f" (grace {format_duration(c['grace_s'])}), {crashes}, seed {c['seed']}, "
         f"{c.get('replications', 1)} replication(s); real / simulated"
     )
     head = ("strategy", "completion", "diff", "wasted work", "diff", "dup items", "lost",
@@ -84,7 +85,8 @@ def format_calibration(result: dict[str, Any]) -> str:
             "yes" if r["agree"] else "NO",
         ))
     t = result["targets"]
-    foot = (f"targets: completion within {t['completion_rate_pp']:g} pp, wasted work within "
+    foot = (f"targets: completion within {t['completion_rate_pp']:g} pp, failed and lost each "
+            f"within {t['failed_lost_pp']:g} pp of the jobs enqueued, wasted work within "
             f"{100 * t['wasted_work_rel']:g}%; the simulated waste of the resumable engine "
             f"includes the measured cost of each resumed attempt, which the simulator does not "
             f"model")

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from ...errors import SimError
-from ..calibrate import RATE_TOLERANCE, WASTE_TOLERANCE, compare, simulate
+from ..calibrate import calibration, check_replications, compare, simulate
 from ..config import ChaosConfig
 from .harness import run_system
 from .systems import SYSTEMS, get_system
@@ -44,8 +44,7 @@ def run_system_calibration(
     """Run ``config``'s scenario on each real system of ``systems`` (default: all) and in the
     simulator; the JSON-ready comparison, shaped as ``run_calibration``'s. ``replications``
     runs each system that many times (seeds ``config.seed``, ``+1``, ...) and compares sums."""
-    if isinstance(replications, bool) or not isinstance(replications, int) or replications < 1:
-        raise SimError(f"--replications: {replications!r} must be a whole number >= 1")
+    check_replications(replications)
     names = system_names(systems)
     for name in names:
         missing = get_system(name).missing()
@@ -67,15 +66,4 @@ def run_system_calibration(
         result["settings"] = audits[0]["settings"]
         result["model"] = system.model
         out[name] = result
-    settings = config.to_dict()
-    settings.pop("strategy")
-    settings.pop("params")
-    settings["replications"] = replications
-    return {
-        "config": settings,
-        "targets": {"completion_rate_pp": 100 * RATE_TOLERANCE,
-                    "failed_lost_pp": 100 * RATE_TOLERANCE,
-                    "wasted_work_rel": WASTE_TOLERANCE},
-        "strategies": out,
-        "agree": all(r["agree"] for r in out.values()),
-    }
+    return calibration(config, replications, out)
