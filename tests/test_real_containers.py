@@ -59,6 +59,7 @@ def test_a_kill_leaves_no_process_of_the_container(tree):
     assert tree.processes() == set()
     assert all(_gone(pid) for pid in pids)
     assert not tree.alive()
+    assert tree.cgroup is None or not tree.cgroup.exists()  # nothing left on the machine
 
 
 def test_an_orphan_in_its_own_session_is_still_found_after_its_parent_dies(tree):

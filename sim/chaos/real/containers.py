@@ -214,6 +214,9 @@ class Container:
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.01)
         if self.cgroup is not None:
+            # a killed orphan stays in the cgroup until init has reaped it: then it can go
+            while self._cgroup_pids() and time.monotonic() < deadline:
+                time.sleep(0.01)
             with contextlib.suppress(OSError):
                 self.cgroup.rmdir()
         return len(frozen)
