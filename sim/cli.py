@@ -257,8 +257,10 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
         from .chaos.real import SYSTEM_DEFAULTS, format_system, run_system
 
         config = ChaosConfig.from_args(SYSTEM_DEFAULTS, **_chaos_values(args))
-        audit = run_system(config, args.system, progress=_say(args.progress_mode))
+        audit = run_system(config, args.system, settings=_system_settings(args),
+                           progress=_say(args.progress_mode))
         return _show(audit, args.json, format_system)
+    _system_settings(args)  # none without --system
     audit = run_chaos(ChaosConfig.from_args(**_chaos_values(args)),
                       progress=_say(args.progress_mode))
     return _show(audit, args.json, format_chaos)
@@ -275,11 +277,30 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
         config = ChaosConfig.from_args(SYSTEM_DEFAULTS, **_chaos_values(args))
         result = run_system_calibration(config, args.system_list,
-                                        progress=_say(args.progress_mode))
+                                        progress=_say(args.progress_mode),
+                                        replications=args.replications,
+                                        settings=_system_settings(args))
         return _show(result, args.json, format_calibration)
+    _system_settings(args)  # none without --system
     config = ChaosConfig.from_args(CALIBRATION_DEFAULTS, **_chaos_values(args))
-    result = run_calibration(config, args.strategy_list or None, progress=_say(args.progress_mode))
+    result = run_calibration(config, args.strategy_list or None, progress=_say(args.progress_mode),
+                             replications=args.replications)
     return _show(result, args.json, format_calibration)
+
+
+def _system_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The ``--setting KEY=VALUE`` pairs, for a real system's run; SimError if malformed or
+    given without ``--system``."""
+    pairs = args.setting or []
+    if pairs and not (getattr(args, "system", None) or getattr(args, "system_list", None)):
+        raise SimError("--setting: only with --system (it sets a real system's own settings)")
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SimError(f"--setting {pair!r}: write KEY=VALUE, e.g. maintenance_chance=1000000")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def _show(result: Any, as_json: bool, table: Any) -> int:
@@ -363,6 +384,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # -- main ------------------------------------------------------------------------------------
 
 
+SETTING_HELP = ("with --system: one of the system's own settings, in its units after the "
+                "run's compression (repeatable; its JSON's 'settings' lists them)")
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     p = _Parser(prog="deploysim", description="What happens to a running job when you deploy.")
@@ -428,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           f"(default {chaos_defaults['strategy']})")
     chaos.add_argument("--system", help=f"a real job system instead: one of {systems}; "
                                         f"defaults then: {system_defaults}")
+    chaos.add_argument("--setting", action="append", metavar="KEY=VALUE", help=SETTING_HELP)
     _add_chaos_flags(chaos, chaos_defaults)
     chaos.set_defaults(func=_cmd_chaos)
 
@@ -438,6 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--system", dest="system_list", action="append", metavar="NAME",
                            help=f"calibrate a real job system instead (repeatable, or all): "
                                 f"one of {systems}; defaults then: {system_defaults}")
+    calibrate.add_argument("--setting", action="append", metavar="KEY=VALUE", help=SETTING_HELP)
+    calibrate.add_argument("--replications", type=int, default=1, metavar="N",
+                           help="run each N times (seeds --seed, +1, ...) and compare the sums "
+                                "(default 1)")
     _add_chaos_flags(calibrate, CALIBRATION_DEFAULTS.flags())
     calibrate.set_defaults(func=_cmd_calibrate)
 

@@ -70,7 +70,23 @@ class Lose:
     reason: str = "lost"
 
 
-Outcome = Requeue | Recover | Fail | Lose
+@dataclass(frozen=True, slots=True)
+class Redeliver:
+    """Dramatiq's unacknowledged messages of a dead process: held until ``after`` seconds have
+    passed (the process's heartbeat has expired), then put back at ``end`` of the queue, to start
+    over, by the first queue maintenance. Each broker command of a live process runs one with
+    probability ``chance``: a fetch whenever a process takes a message from the queue, and one
+    every ``poll`` seconds from each process that is polling (waiting on an empty queue, or
+    working with room in its prefetch). Under a backlog every process is full and sends few
+    commands, so the messages wait for the queue to drain."""
+
+    after: float
+    chance: float
+    poll: float
+    end: Front = "back"
+
+
+Outcome = Requeue | Recover | Redeliver | Fail | Lose
 S = TypeVar("S", bound="Strategy")
 
 #: Field metadata: the field is a duration, seconds as a number.
@@ -215,10 +231,18 @@ class Strategy:
         return Requeue(0.0, "front")
 
     @property
-    def notice_time(self) -> float:
-        """Seconds from SIGTERM to the process acting on it: until then it goes on fetching and
-        working as if nothing had come (Dramatiq's main loop looks at its stop flag once a
-        second: half a second on average)."""
+    def fetch_batch(self) -> bool:
+        """True if an idle process's fetch takes what is queued, up to its ``prefetch`` beyond
+        the one it runs, in one go (Dramatiq's Redis consumer); False if idle processes take one
+        message each in turn (a BRPOP per message, as Celery's kombu does)."""
+        return False
+
+    @property
+    def notice_every(self) -> float:
+        """Seconds between a process's looks at its stop flag, counted from the moment it was
+        ready: a SIGTERM is acted on at the next look, and until then the process goes on
+        fetching and working as if nothing had come (Dramatiq's main loop: a 1 s sleep). 0: it
+        acts at once."""
         return 0.0
 
     @property

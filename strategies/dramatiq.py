@@ -1,22 +1,25 @@
 """Dramatiq (2.2.1) on its Redis broker, after the "Dramatiq" row of docs/semantics.md and its
 "Seen on real systems" entry.
 
-The worker process acts on the first SIGTERM within a second (its main loop sleeps 1 s between
-looks at the flag, and meanwhile goes on fetching and starting messages: ``notice_time``, half
-a second on average, a constant of the code that a compressed run cannot shrink); then it lets
-the messages in hand
-run for up to ``worker_shutdown_timeout`` (600 s) and gives its prefetched, unstarted messages
-back to the BACK of the queue. A message still running when that timeout ends is abandoned
-with its process, unacknowledged, exactly as if the process had been SIGKILLed.
+The worker process acts on the first SIGTERM within a second: its main loop sleeps 1 s between
+looks at the flag, on whole seconds from the moment the process was ready (``notice_every``, a
+constant of the code that a compressed run cannot shrink), and meanwhile it goes on fetching and
+starting messages. Then it lets the messages in hand run for up to ``worker_shutdown_timeout``
+(600 s) and gives its prefetched, unstarted messages back to the BACK of the queue. A message
+still running when that timeout ends is abandoned with its process, unacknowledged, exactly as
+if the process had been SIGKILLed.
 
 Messages are acknowledged only after they succeed. A killed (or abandoned) message stays in the
 dead process's ``__acks__`` set until two things have happened: the process's heartbeat is
 older than ``heartbeat_timeout`` (60 s), and a queue maintenance has run. Maintenance is a
 chance of ``maintenance_chance`` per million (1000: 0.1%) on each broker command of a live
-process on that queue; idle consumers fetch about every 0.75 ``worker_timeout`` (1 s), so the
-wait after the heartbeat expires is exponential with a mean of ``0.75 * worker_timeout * 1e6 /
-maintenance_chance / consumers`` (750 s for one idle process). The message then goes to the
-BACK of the queue and runs again from the start. A kill is not an exception: it does not count
+process on that queue: a fetch whenever a consumer's prefetch has room, and a poll about every
+0.75 ``worker_timeout`` (1 s) while it has room and the queue is empty; a consumer whose prefetch
+is full sends nothing. The simulator plays those commands (``Redeliver``): for one idle process
+the wait after the heartbeat expires is exponential with a mean of ``0.75 * worker_timeout * 1e6
+/ maintenance_chance`` (750 s), shorter with more idle processes, and under a backlog, when every
+prefetch is full, the messages wait for the queue to drain. The message then goes to the BACK of
+the queue and runs again from the start. A kill is not an exception: it does not count
 against ``max_retries`` (20, with backoff, for exceptions only) and never dead-letters.
 
 Each process holds ``queue_prefetch`` messages (2 x threads: with one thread, one beyond the
@@ -34,7 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .base import Outcome, Requeue, Strategy, StrategyError, duration_field
+from .base import Outcome, Redeliver, Requeue, Strategy, StrategyError, duration_field
 
 MAINTENANCE_SCALE = 1_000_000
 """Maintenance runs on ``maintenance_chance`` broker commands out of this many."""
@@ -72,7 +75,6 @@ class Dramatiq(Strategy):
     heartbeat_timeout: float = duration_field(60.0)
     worker_timeout: float = duration_field(1.0)
     maintenance_chance: int = 1000
-    consumers: int = 1
     queue_prefetch: int = 2
     max_retries: int = 20
 
@@ -82,30 +84,44 @@ class Dramatiq(Strategy):
         if self.maintenance_chance > MAINTENANCE_SCALE:
             raise StrategyError(f"maintenance_chance: {self.maintenance_chance!r} is more than "
                                 f"{MAINTENANCE_SCALE} (every command)")
-        _whole("consumers", self.consumers, 1)
         _whole("queue_prefetch", self.queue_prefetch, 1)
         _whole("max_retries", self.max_retries, 0)
 
     @property
     def maintenance_wait(self) -> float:
         """Mean seconds from the heartbeat's expiry to the maintenance that requeues the dead
-        worker's messages (inf when maintenance never runs)."""
+        worker's messages when one idle process polls (inf when maintenance never runs)."""
         if self.maintenance_chance == 0:
             return math.inf
         per_command = self.maintenance_chance / MAINTENANCE_SCALE
-        return POLL_FRACTION * self.worker_timeout / per_command / self.consumers
+        return POLL_FRACTION * self.worker_timeout / per_command
 
     @property
     def redelivery_delay(self) -> float:
         """Mean seconds from a worker's death to its unacknowledged messages being back in the
-        queue."""
+        queue when one idle process polls."""
         return self.heartbeat_timeout + self.maintenance_wait
 
     @property
-    def notice_time(self) -> float:
-        # the main loop looks at its stop flag once per MAIN_LOOP_SLEEP: until then the worker
-        # goes on fetching and starting messages; half a sleep on average
-        return MAIN_LOOP_SLEEP / 2
+    def redelivery(self) -> Redeliver:
+        """What becomes of a dead process's unacknowledged messages: back at the end of the
+        queue at the first maintenance after the heartbeat timeout."""
+        return Redeliver(
+            after=self.heartbeat_timeout,
+            chance=self.maintenance_chance / MAINTENANCE_SCALE,
+            poll=POLL_FRACTION * self.worker_timeout,
+            end="back",
+        )
+
+    @property
+    def fetch_batch(self) -> bool:
+        # the consumer's fetch pops up to ``prefetch - outstanding`` messages in one script
+        return True
+
+    @property
+    def notice_every(self) -> float:
+        # the sleep restarts at once, so the looks fall on whole seconds from the ready line
+        return MAIN_LOOP_SLEEP
 
     @property
     def term_wait(self) -> float:
@@ -118,7 +134,7 @@ class Dramatiq(Strategy):
 
     @property
     def on_kill(self) -> Outcome:
-        return Requeue(delay=self.redelivery_delay, end="back", restart=True)
+        return self.redelivery
 
     @property
     def prefetch(self) -> int:
@@ -130,7 +146,7 @@ class Dramatiq(Strategy):
 
     @property
     def on_kill_reserved(self) -> Outcome:
-        return Requeue(delay=self.redelivery_delay, end="back", restart=True)
+        return self.redelivery
 
     @property
     def exit_time(self) -> float:

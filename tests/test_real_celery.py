@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -125,14 +124,12 @@ def test_a_task_killed_by_the_platform_is_lost(need_system: Any) -> None:
     assert audit["completed"] + audit["lost"] + audit["pending"] == audit["enqueued"]
 
 
-def test_acks_late_redelivers_a_killed_task(need_system: Any,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    system = need_system("celery-acks-late")
+def test_acks_late_redelivers_a_killed_task(need_system: Any) -> None:
+    need_system("celery-acks-late")
     # a visibility timeout that fits the run, and one message at a time (nothing reserved)
-    monkeypatch.setattr(type(system), "overrides",
-                        MappingProxyType({"visibility_timeout": 5.0, "prefetch_multiplier": 1}))
     audit = run_system(ChaosConfig.from_args(**KILLED_MID_JOB, duration="30s"),
-                       "celery-acks-late")
+                       "celery-acks-late",
+                       settings={"visibility_timeout": 5.0, "prefetch_multiplier": 1})
     assert audit["settings"]["visibility_timeout"] == 5.0
     assert audit["sigkills"] >= 2
     # the killed jobs ran again from their first item and completed

@@ -10,26 +10,25 @@ from __future__ import annotations
 
 import math
 
-import pytest
-
 from deploysim.sim.chaos import ChaosConfig
 from deploysim.sim.chaos.real import harness
 from deploysim.sim.chaos.real.systems.dramatiq import DramatiqSystem
-from deploysim.strategies.base import Requeue
+from deploysim.strategies.base import Redeliver, Requeue
 from deploysim.strategies.dramatiq import Dramatiq
 
 
-def _run(monkeypatch: pytest.MonkeyPatch, system: DramatiqSystem, **config: object) -> dict:
-    monkeypatch.setattr(harness, "get_system", lambda name: system)
-    return harness.run_system(ChaosConfig.from_args(**config), "dramatiq")
+def _run(settings: dict, **config: object) -> dict:
+    return harness.run_system(ChaosConfig.from_args(**config), "dramatiq", settings=settings)
 
 
 def test_model_defaults_are_dramatiqs() -> None:
     model = Dramatiq()
-    assert model.term_wait == 600.0 and model.notice_time == 0.5
+    assert model.term_wait == 600.0 and model.notice_every == 1.0
     assert model.prefetch == 1
-    # 60 s heartbeat, then 0.75 s between fetches of one idle consumer, 0.1% chance each
-    assert model.on_kill == Requeue(delay=60.0 + 750.0, end="back", restart=True)
+    # back after the 60 s heartbeat at a maintenance: 0.1% of the commands, an idle consumer
+    # polling every 0.75 s
+    assert model.on_kill == Redeliver(after=60.0, chance=0.001, poll=0.75, end="back")
+    assert model.redelivery_delay == 60.0 + 750.0  # for one idle consumer
     assert model.on_timeout == model.on_kill
     assert model.on_kill_reserved == model.on_kill
     assert model.on_exit_reserved == Requeue(0.0, "back")
@@ -47,7 +46,7 @@ def test_settings_are_scaled_in_dramatiqs_units() -> None:
     assert settings["maintenance_chance"] == 1000
     model = system.strategy(settings)
     assert model.heartbeat_timeout == 3.0
-    assert model.term_wait == 30.0 and model.notice_time == 0.5
+    assert model.term_wait == 30.0 and model.notice_every == 1.0  # a constant of the code
     assert model.exit_time == 0.05
     assert math.isclose(model.command_exit_time, 1.53)
     argv = system.worker(_context(settings), 0, 1).argv
@@ -62,9 +61,9 @@ def _context(settings: dict) -> object:
                       settings=settings)
 
 
-def test_a_killed_message_is_redelivered_and_completes(need_system, monkeypatch) -> None:
+def test_a_killed_message_is_redelivered_and_completes(need_system) -> None:
     need_system("dramatiq")
-    result = _run(monkeypatch, DramatiqSystem(maintenance_chance=1_000_000),
+    result = _run({"maintenance_chance": 1_000_000},
                   workers=3, jobs=6, items=10, item_time="0.1s", deploy_every=0,
                   grace="1.5s", crash_every="1.5s", duration="40s", seed=3)
     assert result["version"] == "2.2.1"
@@ -75,9 +74,9 @@ def test_a_killed_message_is_redelivered_and_completes(need_system, monkeypatch)
     assert result["bookkeeping"] == {}
 
 
-def test_a_sigterm_with_a_long_grace_lets_the_message_finish(need_system, monkeypatch) -> None:
+def test_a_sigterm_with_a_long_grace_lets_the_message_finish(need_system) -> None:
     need_system("dramatiq")
-    result = _run(monkeypatch, DramatiqSystem(), workers=3, jobs=12, items=20,
+    result = _run({}, workers=3, jobs=12, items=20,
                   item_time="0.1s", deploy_every="6s", grace="5s", crash_every=0,
                   duration="45s", seed=1)
     assert result["sigterms"] > 0

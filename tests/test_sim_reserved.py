@@ -323,9 +323,10 @@ def test_every_job_ends_in_one_bucket_and_runs_at_most_once(
     assert all(len(w.reserved) <= strategy.prefetch for w in sim.workers)
 
 
-def test_a_worker_acts_on_sigterm_only_after_its_notice_time() -> None:
-    """Until it notices the SIGTERM a worker goes on fetching: a job queued after the deploy
-    starts, and the grace kills it; with no notice time it stays queued."""
+def test_a_worker_acts_on_sigterm_only_at_its_next_look() -> None:
+    """Until it notices the SIGTERM, at its next look at its stop flag, a worker goes on
+    fetching: a job queued after the deploy starts, and the grace kills it; a worker that acts
+    at once leaves it queued."""
     from dataclasses import dataclass
 
     from deploysim.strategies.base import Lose, Strategy
@@ -335,8 +336,8 @@ def test_a_worker_acts_on_sigterm_only_after_its_notice_time() -> None:
         name = "slow"
 
         @property
-        def notice_time(self) -> float:
-            return 1.0
+        def notice_every(self) -> float:
+            return 3.0  # from 0: looks at 9 and 12, so the SIGTERM at 10 is acted on at 12
 
         @property
         def on_kill(self):

@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from deploysim.strategies.base import Strategy
+from deploysim.strategies.base import Redeliver, Strategy
 from deploysim.strategies.resumable_model import Resumable
 
 from ..errors import SimError
@@ -80,12 +80,46 @@ DEFAULT_STRATEGIES = ("sidekiq", "sidekiq-reliable", "resque", "resque-term", "c
 """What ``run_calibration`` runs when not told: every chaos strategy."""
 
 
+SIM_DRAWS = 20
+"""Simulations of each real run for a model that leaves something to chance (a Dramatiq
+maintenance): the numbers compared are their mean, and their spread is reported."""
+
+
+def leaves_to_chance(strategy: Strategy) -> bool:
+    """True if the model draws at random while the fleet runs, so that one simulation of a
+    run is one draw of many."""
+    outcomes = (strategy.on_kill, strategy.on_timeout, strategy.on_kill_reserved)
+    return any(isinstance(o, Redeliver) and 0 < o.chance < 1 for o in outcomes)
+
+
+def simulate_all(config: ChaosConfig, audit: dict[str, Any], strategy: Strategy, *,
+                 replay_lives: bool = True) -> list[dict[str, Any]]:
+    """``simulate`` once, or ``SIM_DRAWS`` times with the seeds ``(config.seed, k)`` when the
+    model leaves something to chance."""
+    if not leaves_to_chance(strategy):
+        return [simulate(config, audit, strategy, replay_lives=replay_lives)]
+    return [simulate(config, audit, strategy, replay_lives=replay_lives,
+                     chance_seed=int(np.random.SeedSequence([config.seed, k]).generate_state(1)[0]))
+            for k in range(SIM_DRAWS)]
+
+
+def mean_result(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean of the compared numbers (and ``resumed_attempts``) of several simulations of
+    one run."""
+    keys = [k for k in (*COMPARED, "resumed_attempts", "enqueued") if k in results[0]]
+    return {k: statistics.fmean(float(r[k]) for r in results) for k in keys}
+
+
 def simulate(config: ChaosConfig, audit: dict[str, Any],
-             strategy: Strategy | None = None) -> dict[str, Any]:
+             strategy: Strategy | None = None, *, replay_lives: bool = True,
+             chance_seed: int | None = None) -> dict[str, Any]:
     """The simulator's RESULT for the run ``audit`` describes, fed its real events, with
     ``resumed_attempts``: the attempts that went on from a saved cursor (every attempt of a
     job but its first), whose start-up cost the simulator does not charge. ``strategy`` is
-    the model to run (default: the run's own strategy, scaled)."""
+    the model to run (default: the run's own strategy, scaled). With ``replay_lives`` (and a
+    timeline that has them) each worker process is ready when the real one was; without, every
+    replacement is ready the mean restart delay after its predecessor's exit. ``chance_seed``
+    seeds what the model leaves to chance (default: ``config.seed``)."""
     timeline = audit["timeline"]
     n, workers = config.jobs, config.workers
     items = np.full(n, config.items, dtype=np.int64)
@@ -100,6 +134,10 @@ def simulate(config: ChaosConfig, audit: dict[str, Any],
         hangs=np.zeros(n, dtype=bool),
         deploys=np.array(timeline["deploys"], dtype=float),
         crashes=crashes,
+        ready=[np.array(times, dtype=float) for times in timeline.get("ready", ())]
+        if replay_lives else (),
+        first_fetch=audit.get("first_fetch_s", 0.0),
+        seed=config.seed if chance_seed is None else chance_seed,
     )
     sim = FleetSim(
         strategy,
@@ -156,7 +194,7 @@ def compare(audits: list[dict[str, Any]], sims: list[dict[str, Any]]) -> dict[st
     for numbers in (real, simulated):
         for k in COMPARED:
             if k not in ("completion_rate", "wasted_work_s"):
-                numbers[k] = int(numbers[k])
+                numbers[k] = round(numbers[k])  # a mean of simulations may be fractional
     return {
         "real": real,
         "sim": simulated,

@@ -68,7 +68,7 @@ def draw(scenario: Scenario, seed: int, replication: int) -> Draws:
     (up to the horizon) and a deploy trace the deploy times, the same in every replication;
     the streams they would have used are left unread, so the other draws do not move."""
     streams = [
-        np.random.default_rng(s) for s in np.random.SeedSequence([seed, replication]).spawn(5)
+        np.random.default_rng(s) for s in np.random.SeedSequence([seed, replication]).spawn(6)
     ]
     horizon, workers = scenario.horizon, scenario.fleet.workers
     arrivals = arrival_times(scenario.workload, streams[0], horizon)
@@ -81,6 +81,7 @@ def draw(scenario: Scenario, seed: int, replication: int) -> Draws:
         deploys=deploy_times(scenario.deploys, streams[2], horizon),
         restarts=daily_restart_times(scenario.platform, streams[3], horizon, workers),
         crashes=crash_times(scenario.crashes, streams[4], horizon, workers),
+        seed=int(streams[5].integers(2**63)),
     )
 
 

@@ -3,7 +3,8 @@ job in a worker's hands when SIGTERM and SIGKILL come.
 
 Workers are simpy processes. A deploy sends SIGTERM to each worker (in rolling batches when the
 scenario says so), then SIGKILL to those still running after the platform's grace; a crash is a
-SIGKILL at a random time. A replacement process comes up ``restart_delay`` after a worker exits.
+SIGKILL at a random time. A replacement process comes up ``restart_delay`` after a worker exits
+(or, replaying a real run, when the real one was ready: ``Draws.ready``).
 A process may hold reserved (prefetched) units beyond the one in hand, and may take
 ``exit_time`` to exit after SIGTERM once its hands are empty, still killable meanwhile; what
 becomes of the reserved units on a clean exit or a kill is the strategy's decision.
@@ -27,11 +28,12 @@ from collections import deque
 from collections.abc import Generator
 from typing import Any
 
+import numpy as np
 import simpy
 from simpy.core import NORMAL
 from simpy.events import EventPriority, ProcessGenerator
 
-from deploysim.strategies.base import Fail, Lose, Outcome, Recover, Requeue, Strategy
+from deploysim.strategies.base import Fail, Lose, Outcome, Recover, Redeliver, Requeue, Strategy
 from deploysim.strategies.resumable import StopSignal, VirtualClock
 from deploysim.strategies.resumable_model import Resumable
 
@@ -116,12 +118,18 @@ class FleetSim:
         self._arrivals = draws.arrivals
         self._items = draws.items
         self._hangs = draws.hangs
+        self._ready = [np.asarray(t, dtype=float) for t in draws.ready]
+        self._first_fetch = float(draws.first_fetch)
         self._lengths = draws.lengths
         self.queue: deque[Unit] = deque()
         self.idle: deque[Worker] = deque()
         self.delayed: dict[int, Unit] = {}  # id(unit) -> unit waiting to be re-queued
         self.orphans: dict[int, list[Unit]] = {}  # resumable: worker slot -> units it held
         self.recoverable: list[tuple[float, Unit]] = []  # super_fetch orphans
+        self.unacked: list[tuple[float, Unit]] = []  # Redeliver: (due, unit), for a maintenance
+        self._maintainer: simpy.Process | None = None
+        self._redeliver: Redeliver | None = None  # the strategy's, once a unit waits for one
+        self._rng = np.random.default_rng(draws.seed)
         self._last_recovery_check = -INF
         self.deploy_records: list[DeployRecord] = []
         self._deploy_generation = 0
@@ -136,7 +144,9 @@ class FleetSim:
         self._chunk = strategy.chunk
         self._prefetch = strategy.prefetch
         self._exit_time = strategy.exit_time
-        self._notice_time = strategy.notice_time
+        self._notice_every = strategy.notice_every
+        self._fetch_batch = strategy.fetch_batch and strategy.prefetch > 0
+        self._filling: tuple[Worker, int, float] | None = None  # see _fill
         self._on_exit_reserved = strategy.on_exit_reserved
         self._on_kill_reserved = strategy.on_kill_reserved
         if self._prefetch < 0 or not self._exit_time >= 0:
@@ -219,14 +229,32 @@ class FleetSim:
                     enqueue(Unit(j, first, min(chunk, n - first), item_time, hang and last), "back")
 
     def _enqueue(self, unit: Unit, end: str) -> None:
+        if self._filling is not None and self._fill(unit):
+            return
         if self.idle:
-            wait = self.idle.popleft().wait
+            w = self.idle.popleft()
+            wait = w.wait
             assert wait is not None  # set before a worker goes idle
             wait.succeed(unit)
+            if self._fetch_batch:
+                self._filling = (w, w.life, self.env.now)
         elif end == "front":
             self.queue.appendleft(unit)
         else:
             self.queue.append(unit)
+
+    def _fill(self, unit: Unit) -> bool:
+        """With ``fetch_batch``: put ``unit`` in the reservation of the idle worker handed a unit
+        in this same instant, as its fetch takes what is queued up to its prefetch; False when
+        there is no such worker or its reservation is full."""
+        assert self._filling is not None
+        w, life, at = self._filling
+        if (at == self.env.now and w.life == life and w.state == "idle"
+                and len(w.reserved) < self._prefetch):
+            w.reserved.append(unit)
+            return True
+        self._filling = None
+        return False
 
     def _enqueue_later(self, unit: Unit, delay: float, end: str) -> None:
         """Put ``unit`` back after ``delay``; until then it is pending in ``delayed`` (from this
@@ -273,6 +301,7 @@ class FleetSim:
         env = self.env
         while True:
             w.life += 1
+            w.born = self._born(w)
             w.state = "idle"
             w.terminating = False
             w.noticing = False
@@ -288,8 +317,30 @@ class FleetSim:
             w.state = "down"
             w.unit = None
             exited.succeed(env.now)
-            if self.restart_delay > 0:
-                yield env.timeout(self.restart_delay)
+            delay = self._replacement_delay(w)
+            if delay > 0:
+                yield env.timeout(delay)
+
+    def _replayed(self, w: Worker, life: int) -> float | None:
+        """When the replayed run's process of ``w``'s slot and ``life`` was ready (None: no
+        replay, or not that many lives)."""
+        if w.slot < len(self._ready) and life <= len(self._ready[w.slot]):
+            return float(self._ready[w.slot][life - 1])
+        return None
+
+    def _replacement_delay(self, w: Worker) -> float:
+        """Seconds from the exit of ``w``'s process to its replacement taking work: the wait for
+        the replayed replacement if that is still to come, else ``restart_delay``."""
+        ready = self._replayed(w, w.life + 1)
+        if ready is not None and ready + self._first_fetch >= self.env.now:
+            return ready + self._first_fetch - self.env.now
+        return self.restart_delay
+
+    def _born(self, w: Worker) -> float:
+        """When the life of ``w`` that starts now was ready: the replayed time if it is not
+        after now, else now."""
+        ready = self._replayed(w, w.life)
+        return ready if ready is not None and ready <= self.env.now else self.env.now
 
     def _start_up(self, w: Worker) -> None:
         """What a new process does first: take back the resumable jobs whose lease it still
@@ -328,7 +379,13 @@ class FleetSim:
                 unit = source.popleft()
                 while len(w.reserved) < prefetch and queue:
                     w.reserved.append(queue.popleft())
+                if self.unacked and source is queue:
+                    self._broker_command()
             else:
+                if self.unacked:
+                    self._broker_command()  # the fetch that found the queue empty
+                    if queue:  # a maintenance just put units back
+                        continue
                 wait = w.wait = env.event()
                 self.idle.append(w)
                 try:
@@ -400,6 +457,11 @@ class FleetSim:
                 self._enqueue(unit, outcome.end)
         elif isinstance(outcome, Recover):
             self.recoverable.append((now, unit))
+        elif isinstance(outcome, Redeliver):
+            self.unacked.append((now + outcome.after, unit))
+            self._redeliver = outcome
+            if self._maintainer is None:
+                self._maintainer = self.env.process(self._maintain(outcome))
         elif isinstance(outcome, Fail):
             if outcome.delay > 0:
                 self.failing[id(unit)] = unit
@@ -408,6 +470,60 @@ class FleetSim:
                 ledger.failed(unit.job, now)
         elif isinstance(outcome, Lose):
             ledger.lost(unit.job, now)
+
+    # -- Dramatiq's queue maintenance (Redeliver) ------------------------------------------------
+
+    MAINTENANCE_RECHECK = 10
+    """Polls between two looks at how many processes are polling, while messages wait."""
+
+    def _maintain(self, r: Redeliver) -> ProcessGenerator:
+        """While units wait in ``unacked``: the polls of the processes that are polling, each
+        with ``r.chance`` of a maintenance. The number of polls to the first maintenance is
+        geometric; it is drawn afresh (the draw is memoryless) every ``MAINTENANCE_RECHECK``
+        polls, when the number polling may have changed."""
+        env = self.env
+        window = self.MAINTENANCE_RECHECK * r.poll
+        while self.unacked:
+            due = min(t for t, _ in self.unacked)
+            if due > env.now:
+                yield env.timeout(due - env.now)
+                continue
+            polling = self._polling()
+            if polling and r.chance > 0:
+                per_poll = 1.0 - (1.0 - min(r.chance, 1.0)) ** polling
+                polls = int(self._rng.geometric(per_poll))
+                if polls * r.poll <= window:
+                    yield env.timeout(polls * r.poll)
+                    self._maintenance()
+                    continue
+            yield env.timeout(window)
+        self._maintainer = None
+
+    def _polling(self) -> int:
+        """The processes sending a poll every ``Redeliver.poll``: waiting on an empty queue, or
+        working with room in their prefetch (Dramatiq's consumers go on polling while a SIGTERMed
+        process finishes its messages)."""
+        return sum(1 for w in self.workers
+                   if w.state == "idle" or (w.state == "busy" and len(w.reserved) < self._prefetch))
+
+    def _broker_command(self) -> None:
+        """A fetch (a process taking a unit from the queue, or finding it empty): the
+        maintenance runs with the broker's chance."""
+        assert self._redeliver is not None
+        if self._rng.random() < self._redeliver.chance:
+            self._maintenance()
+
+    def _maintenance(self) -> None:
+        """Put every unit whose dead process's heartbeat has expired back on the queue."""
+        r = self._redeliver
+        assert r is not None  # set when the first unit was held
+        now = self.env.now
+        due = [(t, u) for t, u in self.unacked if t <= now]
+        if not due:
+            return
+        self.unacked = [(t, u) for t, u in self.unacked if t > now]
+        for _, unit in sorted(due, key=lambda pair: pair[0]):
+            self._enqueue(unit, r.end)
 
     def _run_opaque(self, w: Worker, unit: Unit) -> Attempt:
         """One attempt of a job that restarts from scratch. Returns True if SIGKILLed."""
@@ -534,16 +650,25 @@ class FleetSim:
         exited = w.exited
         if w.terminating or w.noticing:
             return exited
-        if self._notice_time > 0:
+        delay = self._notice_delay(w)
+        if delay > 0:
             w.noticing = True
-            self.env.process(self._notice(w, w.life))
+            self.env.process(self._notice(w, w.life, delay))
         else:
             self._act_on_term(w)
         return exited
 
-    def _notice(self, w: Worker, life: int) -> ProcessGenerator:
-        """The process acts on a SIGTERM ``notice_time`` after it came, if it is still alive."""
-        yield self.env.timeout(self._notice_time)
+    def _notice_delay(self, w: Worker) -> float:
+        """Seconds from a SIGTERM now to the process acting on it: to its next look at its stop
+        flag (every ``notice_every`` from its start; 0: none)."""
+        every = self._notice_every
+        if every > 0:
+            return every - (self.env.now - w.born) % every
+        return 0.0
+
+    def _notice(self, w: Worker, life: int, delay: float) -> ProcessGenerator:
+        """The process acts on a SIGTERM ``delay`` seconds after it came, if it is still alive."""
+        yield self.env.timeout(delay)
         if w.life == life and w.noticing and w.state != "down":
             w.noticing = False
             self._act_on_term(w)
@@ -621,6 +746,7 @@ class FleetSim:
         units += list(self.delayed.values())
         units += list(self.failing.values())
         units += [u for _, u in self.recoverable]
+        units += [u for _, u in self.unacked]
         return units
 
     def _retained(self) -> dict[int, float]:

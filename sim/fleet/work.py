@@ -51,6 +51,7 @@ class Worker:
     state: str = "down"  # down | idle | busy | exiting (after SIGTERM, with no job in hand)
     mode: str = ""  # opaque | engine, while busy
     life: int = 0
+    born: float = 0.0  # when the current life's process was ready
     terminating: bool = False
     noticing: bool = False  # a SIGTERM came and the process has not yet acted on it
     stop: StopSignal = field(default_factory=StopSignal)
@@ -82,7 +83,17 @@ class Draws:
     """Everything random about one replication, drawn once and shared by every strategy:
     the jobs (sorted arrival times, lengths, items, hang flags), the deploy times, and each
     worker slot's daily restart and crash times (one array per slot, from slot 0; a slot
-    without an array has none)."""
+    without an array has none).
+
+    ``ready`` replays a real run's platform: per slot, the time each of its processes (the
+    first, second, ...) was ready, the first one's at or before 0; ``first_fetch`` is what a
+    ready process took to its first job. A process that exits before its replacement's time
+    (plus ``first_fetch``) waits for it; one that exits after it, or past the slot's last time,
+    is replaced ``restart_delay`` after its exit, as without ``ready``. A process's clock (what
+    ``Strategy.notice_every`` counts from) starts at its ready time.
+
+    ``seed`` seeds the random choices a strategy leaves to chance while the fleet runs (a
+    Dramatiq maintenance on a broker command), the same for every strategy."""
 
     arrivals: np.ndarray
     lengths: np.ndarray
@@ -91,3 +102,6 @@ class Draws:
     deploys: np.ndarray
     restarts: Sequence[np.ndarray] = ()
     crashes: Sequence[np.ndarray] = ()
+    ready: Sequence[np.ndarray] = ()
+    first_fetch: float = 0.0
+    seed: int = 0

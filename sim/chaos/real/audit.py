@@ -44,18 +44,34 @@ class Attempt:
     last_item: float | None = None
 
 
-def read_events(client: Any, t0: float) -> tuple[list[Attempt], dict[int, int], int]:
-    """The attempts in the results list (times from the run's start), the executions of each
-    item by job, and how many item executions there were in all."""
+@dataclass(slots=True)
+class Events:
+    """What the results list says: the attempts (times from the run's start), the executions of
+    each item by job, how many item executions there were in all, and when each container that
+    says so was ready (``R`` lines, written by the system's own start-up hook)."""
+
+    attempts: list[Attempt]
+    executions: dict[int, int]
+    total: int
+    ready: dict[str, float]
+
+
+def read_events(client: Any, t0: float) -> Events:
+    """The results list's events (see ``Events``)."""
     attempts: list[Attempt] = []
     open_by_container: dict[str, Attempt] = {}
     executions: dict[int, int] = defaultdict(int)
+    ready: dict[str, float] = {}
     total = 0
     for raw in client.lrange(EVENTS, 0, -1):
         parts = raw.decode().split()
-        kind, job = parts[0], int(parts[1])
+        kind = parts[0]
         t = float(parts[-1]) - t0
         container = parts[-2]
+        if kind == "R":
+            ready.setdefault(container, t)
+            continue
+        job = int(parts[1])
         if kind == "S":
             previous = open_by_container.get(container)
             if previous is not None and previous.end is None:
@@ -74,7 +90,7 @@ def read_events(client: Any, t0: float) -> tuple[list[Attempt], dict[int, int], 
             at = open_by_container.get(container)
             if at is not None and at.job == job:
                 at.end, at.completed = t, True
-    return attempts, executions, total
+    return Events(attempts, executions, total, ready)
 
 
 def audit(system: System, ctx: RunContext, record: RealRecord, *,
@@ -84,11 +100,16 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
 
     client = redis.Redis.from_url(ctx.results_url)
     try:
-        attempts, executions, total = read_events(client, record.t0)
+        events = read_events(client, record.t0)
         unique = {job: int(client.hlen(f"deploysim:items:{job}")) for job in range(ctx.jobs)}
         results = {job: int(client.hlen(results_key(job))) for job in range(ctx.jobs)}
     finally:
         client.close()
+    attempts, executions, total = events.attempts, events.executions, events.total
+    for life in record.lives:
+        # the system's own start-up hook is more exact than its log line, which a
+        # process may relay late (Dramatiq's parent forwards its worker's log)
+        life.ready = events.ready.get(life.name, life.ready)
     lives = {life.name: life for life in record.lives}
     item_time = _item_time(attempts, ctx)  # completed attempts only: their ends are known
     for at in attempts:
@@ -173,6 +194,7 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
             "deploys": [d["t"] for d in record.deploys],
             "crashes": [(c["t"], c["slot"]) for c in record.crashes if c["hit"]],
             "job_lengths_s": [lengths.get(j, mean_length) for j in range(ctx.jobs)],
+            "ready": _ready(record),
             "lives": [life.to_dict() for life in record.lives],
         },
     }
@@ -206,6 +228,15 @@ def _first_fetch(attempts: list[Attempt], record: RealRecord) -> float:
     # the lower quartile: a replacement that finds the queue empty (its jobs held by a dead
     # worker, waiting for redelivery) waits for work, not for its fetch
     return statistics.quantiles(waits, n=4)[0]
+
+
+def _ready(record: RealRecord) -> list[list[float]]:
+    """Per slot, when each of its containers (first, second, ...) was ready (the run's end for
+    one that never said it was)."""
+    out: list[list[float]] = [[] for _ in range(1 + max(life.slot for life in record.lives))]
+    for life in sorted(record.lives, key=lambda life: (life.slot, life.life)):
+        out[life.slot].append(life.ready if life.ready is not None else record.end)
+    return out
 
 
 def _last_of(attempts: list[Attempt], container: str) -> Attempt | None:

@@ -13,7 +13,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ...errors import SimError
@@ -31,17 +31,21 @@ RESULTS_DB = 1
 """The run's Redis database of the job's own records (the systems use database 0)."""
 
 
-def run_system(config: ChaosConfig, system_name: str, *, progress: Progress | None = None,
-               keep: str | None = None) -> dict[str, Any]:
+def run_system(config: ChaosConfig, system_name: str, *, settings: Mapping[str, Any] | None = None,
+               progress: Progress | None = None, keep: str | None = None) -> dict[str, Any]:
     """Run ``config``'s jobs, deploys and crashes on the real ``system_name``; its audit (see
-    ``audit``). ``config.strategy`` is not used: the system is the strategy. ``keep`` names a
-    folder to create and leave with the workers' logs; else a temporary one is removed."""
+    ``audit``). ``config.strategy`` is not used: the system is the strategy. ``settings`` are
+    put over the system's scaled defaults (``System.configure``), and the model gets them too.
+    ``keep`` names a folder to create and leave with the workers' logs; else a temporary one is
+    removed."""
     system = get_system(system_name)
+    run_settings = system.configure(system.settings(config.scale.factor, config.grace),
+                                    settings or {})
     missing = system.missing()
     if missing is not None:
         raise SimError(missing)
     with _sigterm_as_exit():
-        return _run(config, system_name, system, progress, keep)
+        return _run(config, system_name, system, run_settings, progress, keep)
 
 
 @contextlib.contextmanager
@@ -63,8 +67,8 @@ def _sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def _run(config: ChaosConfig, system_name: str, system: Any, progress: Progress | None,
-         keep: str | None) -> dict[str, Any]:
+def _run(config: ChaosConfig, system_name: str, system: Any, settings: dict[str, Any],
+         progress: Progress | None, keep: str | None) -> dict[str, Any]:
     if keep is not None:
         os.makedirs(keep, exist_ok=False)
         workdir = keep
@@ -72,7 +76,6 @@ def _run(config: ChaosConfig, system_name: str, system: Any, progress: Progress 
         workdir = tempfile.mkdtemp(prefix=f"deploysim-{system_name}-")
     try:
         with RedisServer(os.path.join(workdir, "redis")) as redis_server:
-            scale = config.scale.factor
             ctx = RunContext(
                 workdir=workdir,
                 redis_socket=redis_server.socket,
@@ -82,8 +85,7 @@ def _run(config: ChaosConfig, system_name: str, system: Any, progress: Progress 
                 items=config.items,
                 item_time=config.item_time,
                 grace=config.grace,
-                settings=system.for_fleet(system.settings(scale, config.grace),
-                                          config.workers),
+                settings=settings,
             )
             finished = _finished(system, ctx)
             controller = RealController(system, ctx, config, finished, progress)

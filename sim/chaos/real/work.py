@@ -7,7 +7,8 @@ Redis; the systems use database 0), so that the audit can check the system again
 
 - ``deploysim:events``, a list of lines ``KIND JOB ... CONTAINER UNIX_TIME``:
   ``S job container t`` when an attempt starts, ``I job item container t`` after each item,
-  ``D job container t`` when the job completes;
+  ``D job container t`` when the job completes; ``R - container t`` when the worker is ready,
+  from the system's own start-up hook where it has one that the log line lags behind;
 - ``deploysim:items:JOB``, a hash counting the executions of each item;
 - ``deploysim:results:JOB``, a hash of each item's result (its digest): the job's effects.
 
@@ -46,6 +47,12 @@ def _results() -> Any:
 
         _client = redis.Redis.from_url(os.environ["DEPLOYSIM_RESULTS"])
     return _client
+
+
+def record_ready() -> None:
+    """Record that this container's worker is ready (an ``R`` line)."""
+    container = os.environ.get("DEPLOYSIM_CONTAINER", "?")
+    _results().rpush(EVENTS, f"R - {container} {time.time():.6f}")
 
 
 def run_job(job: int, items: int, item_time: float) -> None:

@@ -21,12 +21,14 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
+    Middleware,
     Pipelines,
     Retries,
     ShutdownNotifications,
     TimeLimit,
 )
 
+from ..work import record_ready
 from ..work import run_job as _run_job
 
 ACTOR = "run_job"
@@ -34,6 +36,16 @@ ACTOR = "run_job"
 
 QUEUE = "default"
 """The one queue the actor is on (Redis keys ``dramatiq:default``, ``.DQ``, ``.XQ``)."""
+
+
+class Ready(Middleware):
+    """Records the moment the worker process is ready, which its log line reaches the harness
+    only later (the parent relays it); the process's main loop, which looks at its stop flag
+    once a second, starts right then."""
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        if "DEPLOYSIM_RESULTS" in os.environ:
+            record_ready()
 
 
 def make_broker(url: str, settings: dict[str, Any]) -> RedisBroker:
@@ -48,7 +60,7 @@ def make_broker(url: str, settings: dict[str, Any]) -> RedisBroker:
     retries = {key: settings[key] for key in ("max_retries", "min_backoff", "max_backoff")
                if key in settings}
     middleware = [AgeLimit(), TimeLimit(**time_limit), ShutdownNotifications(), Callbacks(),
-                  Pipelines(), Retries(**retries)]
+                  Pipelines(), Retries(**retries), Ready()]
     return RedisBroker(url=url, middleware=middleware, **broker_options)
 
 

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
+import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from deploysim.strategies.base import Strategy
+from deploysim.strategies.hints import did_you_mean
+
+from ....errors import SimError
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,29 @@ def _installed(module: str) -> bool:
         return False
 
 
+def _setting(system: str, key: str, raw: Any, default: Any) -> Any:
+    """``raw`` as a value of the kind of ``default``, or SimError naming ``key``."""
+    value = raw
+    if isinstance(raw, str) and not isinstance(default, str):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+    kind = type(default)
+    ok = (isinstance(value, bool) if kind is bool
+          else isinstance(value, int) and not isinstance(value, bool) if kind is int
+          else isinstance(value, int | float) and not isinstance(value, bool)
+          and math.isfinite(value) and value >= 0 if kind is float
+          else isinstance(value, str) if kind is str
+          else True)
+    if not ok:
+        what = {bool: "true or false", int: "a whole number", float: "a number >= 0",
+                str: "a string"}.get(kind, kind.__name__)
+        raise SimError(f"--setting {key}: {raw!r} is not {what} "
+                       f"({system}'s value here is {default!r})")
+    return float(value) if kind is float else value
+
+
 #: Where a system's own records have a job at the end of a run.
 BOOKKEEPING = ("queued", "held", "retry", "failed")
 
@@ -92,10 +121,17 @@ class System:
         """The system's settings for a run whose times are ``scale`` times real-world ones."""
         raise NotImplementedError
 
-    def for_fleet(self, settings: dict[str, Any], workers: int) -> dict[str, Any]:
-        """``settings`` for a fleet of ``workers`` containers: what the model needs to know of
-        the fleet (by default nothing)."""
-        return settings
+    def configure(self, settings: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """``settings`` with ``overrides`` put over them (the system's own units, after
+        scaling; a string is read as JSON where it can be, ``--setting KEY=VALUE``). SimError
+        naming the key for a key the system does not have or a value of the wrong kind."""
+        out = dict(settings)
+        for key, raw in overrides.items():
+            if key not in settings:
+                raise SimError(f"--setting {key}: not a setting of {self.name}; "
+                               f"{did_you_mean(key, sorted(settings), always=True)}")
+            out[key] = _setting(self.name, key, raw, settings[key])
+        return out
 
     def strategy(self, settings: dict[str, Any]) -> Strategy:
         """The simulator's model of the system with ``settings``."""

@@ -23,12 +23,12 @@ import importlib.util
 import json
 import sys
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 from deploysim.strategies.base import Strategy
 from deploysim.strategies.celery import EXIT_TIME, Celery
 
+from ....errors import SimError
 from .base import RunContext, System, WorkerCommand
 
 APP = "deploysim.sim.chaos.real.apps.celery_app"
@@ -80,9 +80,6 @@ class CelerySystem(System):
     modules = ("celery", "kombu", "redis", "packaging")
     extra = "celery"
     acks_late: ClassVar[bool] = False
-    #: Settings put over the scaled defaults, by key (a test shortens the visibility timeout so
-    #: that a redelivery fits in its run).
-    overrides: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     def missing(self) -> str | None:
         # kombu swaps its module in sys.modules for one whose __spec__ is None, on which
@@ -104,10 +101,18 @@ class CelerySystem(System):
             "unacked_restore_throttle": UNACKED_RESTORE_THROTTLE,
             "unacked_mutex_expire": UNACKED_MUTEX_EXPIRE * scale,
             "soft_shutdown_timeout": 0.0,
+            "exit_time": EXIT_TIME[POOL],  # measured, not scaled
         }
-        settings.update(self.overrides)
-        settings.setdefault("exit_time", EXIT_TIME[settings["pool"]])  # measured, not scaled
         return settings
+
+    def configure(self, settings: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+        out = super().configure(settings, overrides)
+        if out["pool"] not in EXIT_TIME:
+            raise SimError(f"--setting pool: {out['pool']!r} is not one of "
+                           f"{', '.join(EXIT_TIME)}")
+        if "exit_time" not in overrides:  # another pool exits in its own time
+            out["exit_time"] = EXIT_TIME[out["pool"]]
+        return out
 
     def strategy(self, settings: dict[str, Any]) -> Strategy:
         return Celery(

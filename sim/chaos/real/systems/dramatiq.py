@@ -74,9 +74,7 @@ def _decode_job(data: bytes | None) -> int | None:
 
 
 class DramatiqSystem(System):
-    """Dramatiq 2.2.1 (``dramatiq -p 1 -t 1``) with the Redis broker. ``overrides`` replace
-    settings after scaling (Dramatiq's units: milliseconds), for runs that need, say, a
-    maintenance on every command."""
+    """Dramatiq 2.2.1 (``dramatiq -p 1 -t 1``) with the Redis broker."""
 
     name = "dramatiq"
     distribution = "dramatiq"
@@ -86,9 +84,6 @@ class DramatiqSystem(System):
     ready = r"Worker process is ready for action"
     modules = ("dramatiq", "redis")
     extra = "dramatiq"
-
-    def __init__(self, **overrides: Any) -> None:
-        self.overrides = overrides
 
     def settings(self, scale: float, grace: float) -> dict[str, Any]:
         settings = {
@@ -106,13 +101,7 @@ class DramatiqSystem(System):
             "min_backoff": _ms(MIN_BACKOFF * scale),
             "max_backoff": _ms(MAX_BACKOFF * scale),
         }
-        settings.update(self.overrides)
         return settings
-
-    def for_fleet(self, settings: dict[str, Any], workers: int) -> dict[str, Any]:
-        # every idle consumer's polls may run the maintenance that redelivers a dead worker's
-        # messages: the more workers, the sooner
-        return {**settings, "consumers": workers}
 
     def strategy(self, settings: dict[str, Any]) -> Strategy:
         return Dramatiq(
@@ -120,7 +109,6 @@ class DramatiqSystem(System):
             heartbeat_timeout=settings["heartbeat_timeout"] / 1000,
             worker_timeout=settings["worker_timeout"] / 1000,
             maintenance_chance=settings["maintenance_chance"],
-            consumers=settings.get("consumers", 1),
             queue_prefetch=settings["queue_prefetch"],
             max_retries=settings["max_retries"],
         )
