@@ -15,8 +15,18 @@ from deploysim.sim.chaos import (
     format_calibration,
     run_calibration,
 )
-from deploysim.sim.chaos.calibrate import RATE_TOLERANCE, WASTE_TOLERANCE, compare, simulate
+from deploysim.sim.chaos.calibrate import (
+    RATE_TOLERANCE,
+    SIM_DRAWS,
+    WASTE_TOLERANCE,
+    compare,
+    leaves_to_chance,
+    mean_result,
+    simulate,
+    simulate_all,
+)
 from deploysim.sim.errors import SimError
+from deploysim.strategies.dramatiq import Dramatiq
 
 ONE_RUN = ("sidekiq", "resque", "celery")
 TWO_RUNS = ("split", "resumable", "resumable-exactly-once")
@@ -55,6 +65,40 @@ def test_simulate_counts_resumed_attempts_of_the_engine() -> None:
     result = simulate(config, _fake_audit(config, deploys=[0.5]))
     assert result["completed"] == 1
     assert result["resumed_attempts"] == 1  # interrupted by the deploy, resumed once
+
+
+def test_simulate_replays_when_each_worker_was_ready() -> None:
+    """Killed at 0.5, worker 1's replacement was ready at 3 in the real run, after the end at
+    2.5: worker 0 completes jobs 0 and 2 alone. Replaced at once (the restart delay), worker 1
+    would have completed job 2 as well and left job 3 to worker 0 (jobs 0, 2 and 3)."""
+    config = ChaosConfig.from_args(strategy="sidekiq", workers=2, jobs=4, items=100,
+                                   item_time="10ms", grace="1s")
+    audit = _fake_audit(config, crashes=[[0.5, 1]], end_s=2.5,
+                        ready=[[-0.1], [-0.1, 3.0]])
+    assert simulate(config, audit)["completed"] == 2
+    assert simulate(config, audit, replay_lives=False)["completed"] == 3
+
+
+def test_a_model_that_draws_at_random_is_simulated_many_times() -> None:
+    """Dramatiq's maintenance is a draw: the killed job's redelivery before the end is a matter
+    of chance, so its simulations differ; with a maintenance on every command it is not."""
+    config = ChaosConfig.from_args(strategy="sidekiq", workers=3, jobs=6, items=20,
+                                   item_time="100ms", grace="1s")
+    audit = _fake_audit(config, crashes=[[1.0, 0]], end_s=25.0)
+    chancy = Dramatiq(heartbeat_timeout=3.0, worker_timeout=0.05, worker_shutdown_timeout=30.0)
+    assert leaves_to_chance(chancy)
+    draws = simulate_all(config, audit, chancy)
+    assert len(draws) == SIM_DRAWS
+    # the crash takes worker 0's job in hand and the one it had reserved
+    assert len({d["completed"] for d in draws}) > 1 and max(d["completed"] for d in draws) == 6
+    mean = mean_result(draws)
+    assert mean["completed"] == pytest.approx(np.mean([d["completed"] for d in draws]))
+    assert draws == simulate_all(config, audit, chancy)  # the same seeds
+    sure = Dramatiq(heartbeat_timeout=3.0, worker_timeout=0.05, worker_shutdown_timeout=30.0,
+                    maintenance_chance=1_000_000)
+    assert not leaves_to_chance(sure)
+    (once,) = simulate_all(config, audit, sure)
+    assert once["completed"] == 6
 
 
 def _numbers(completed: int, wasted: float) -> dict:

@@ -1,15 +1,14 @@
 """Each real system against its model, on the calibration's own scenario (three workers, 30
 jobs of 2.5 s, a deploy every 7 s with a 1.5 s grace), summed over two runs with different
-seeds, as ``deploysim calibrate --system`` runs it; about 90 s per system.
+seeds, as ``deploysim calibrate --system NAME --replications 2`` runs it; about 90 s per
+system. Every system meets every target: completion within 5 percentage points, failed and
+lost each within 5 points of the jobs enqueued, wasted work within 15 % (or one job's length);
+and no job is lost, except by Celery acknowledging at the start.
 
-Every system meets the failed and lost targets (each within 5 percentage points of the jobs
-enqueued) and loses no job in these runs. Sidekiq meets every target: completion within 5
-points and wasted work within 15 % (or one job's length). Celery (both modes) agrees in most
-pairs of seeds and is 7 points off in some (the lockstep of three workers restarting together
-moves three jobs at once), so it is held to 10 points and to the waste target; RQ, whose model
-has completed 5 to 9 points fewer than the real workers in every pair, to 12 points; Dramatiq,
-whose redelivery is random, to the failed and lost targets (docs/real-systems.md,
-"Calibration")."""
+Dramatiq runs with a maintenance on every broker command (``maintenance_chance`` 1000000, its
+broker's own setting): with its default 0.1 % a killed message comes back after an exponential
+wait as long as the run, so that one run says little, and the model's spread over its own
+simulations is what its default is held to (docs/real-systems.md, "Calibration")."""
 
 from __future__ import annotations
 
@@ -17,17 +16,19 @@ import pytest
 
 from deploysim.sim.chaos.real import SYSTEM_DEFAULTS, SYSTEM_NAMES, run_system_calibration
 
-COMPLETION_WITHIN = {"sidekiq": 0.05, "celery": 0.10, "celery-acks-late": 0.10, "rq": 0.12}
-"""How far each system's simulated completion rate may be from the real one."""
+SETTINGS = {"dramatiq": {"maintenance_chance": 1_000_000}}
+"""Settings a system is calibrated with here, over its defaults."""
 
-WASTE_HELD = ("sidekiq", "celery", "celery-acks-late")
-"""The systems held to the wasted-work target."""
+NEVER_LOSE = ("celery-acks-late", "rq", "dramatiq", "sidekiq")
+"""The systems that lose no job here: Celery acknowledging at the start loses the task in hand
+whenever the grace ends before it does, and how many do depends on the phase of its jobs."""
 
 
 @pytest.mark.parametrize("name", SYSTEM_NAMES)
 def test_the_model_agrees_with_the_real_system(need_system, name):
     need_system(name)
-    result = run_system_calibration(SYSTEM_DEFAULTS, [name], replications=2)
+    result = run_system_calibration(SYSTEM_DEFAULTS, [name], replications=2,
+                                    settings=SETTINGS.get(name))
     r = result["strategies"][name]
     real, sim = r["real"], r["sim"]
     why = (f"{name}: completion {real['completion_rate']:.3f} real / "
@@ -35,11 +36,8 @@ def test_the_model_agrees_with_the_real_system(need_system, name):
            f"lost {real['lost']}/{sim['lost']}, wasted {real['wasted_work_s']:.1f} / "
            f"{r['sim_wasted_work_with_resume_cost_s']:.1f} s")
     assert r["replications"] == 2 and r["measured"]["sigterms"] > 0, why  # deploys came
-    assert r["fates_ok"], why
-    assert real["lost"] == 0 and sim["lost"] == 0, why
-    if name in COMPLETION_WITHIN:
-        assert abs(r["completion_rate_diff"]) <= COMPLETION_WITHIN[name] + 1e-9, why
-    if name in WASTE_HELD:
-        assert r["wasted_ok"], why
-    if name == "sidekiq":
-        assert r["agree"], why
+    assert r["settings"].items() >= SETTINGS.get(name, {}).items()
+    if name in NEVER_LOSE:
+        assert real["lost"] == 0 and sim["lost"] == 0, why
+    assert r["completion_ok"] and r["fates_ok"] and r["wasted_ok"], why
+    assert r["agree"] and result["agree"], why

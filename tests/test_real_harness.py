@@ -27,6 +27,13 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     (("calibrate", "--system", "sidekick"), "did you mean 'sidekiq'"),
     (("chaos", "--system", "rq", "--workers", "0"), "--workers"),
     (("chaos", "--system", "rq", "--grace", "soon"), "--grace"),
+    (("chaos", "--system", "rq", "--setting", "job_timout=5"), "did you mean 'job_timeout'"),
+    (("chaos", "--system", "rq", "--setting", "job_timeout"), "KEY=VALUE"),
+    (("chaos", "--system", "dramatiq", "--setting", "maintenance_chance=often"),
+     "not a whole number"),
+    (("chaos", "--system", "celery", "--setting", "acks_late=maybe"), "true or false"),
+    (("chaos", "--setting", "retry=1"), "only with --system"),
+    (("calibrate", "--system", "rq", "--replications", "0"), "--replications"),
 ])
 def test_a_bad_argument_is_one_line_and_exit_2(args, needle):
     done = _cli(*args)
@@ -42,6 +49,39 @@ def test_every_system_name_has_an_adapter():
         assert system.name == name and system.model and system.ready
     with pytest.raises(SimError, match="unknown"):
         get_system("resque")
+
+
+def test_settings_go_over_the_defaults_in_the_systems_units():
+    system = get_system("celery")
+    defaults = system.settings(0.05, 1.5)
+    ours = system.configure(defaults, {"visibility_timeout": "5", "acks_late": "true",
+                                       "pool": "solo"})
+    assert ours["visibility_timeout"] == 5.0 and ours["acks_late"] is True
+    assert ours["exit_time"] != defaults["exit_time"]  # the solo pool exits in its own time
+    assert system.configure(defaults, {}) == defaults
+    rq = get_system("rq")
+    assert rq.configure(rq.settings(0.05, 1.5), {"retry": 2})["retry"] == 2
+
+
+def test_the_events_give_each_containers_own_ready_time(need_system, tmp_path):
+    """An R line, from a system's start-up hook, is the container's ready time in the audit."""
+    need_system("rq")  # a Redis server and redis-py
+    import redis
+
+    from deploysim.sim.chaos.real.audit import read_events
+    from deploysim.sim.chaos.real.redis_server import RedisServer
+    from deploysim.sim.chaos.real.work import EVENTS
+
+    with RedisServer(str(tmp_path / "redis")) as server:
+        client = redis.Redis.from_url(server.url(1))
+        client.rpush(EVENTS, "R - 0.1 100.25", "S 3 0.1 100.5", "I 3 0 0.1 100.75",
+                     "D 3 0.1 101.0", "R - 1.1 100.1")
+        events = read_events(client, 100.0)
+        client.close()
+    assert events.ready == {"0.1": 0.25, "1.1": pytest.approx(0.1)}
+    (attempt,) = events.attempts
+    assert (attempt.job, attempt.start, attempt.end, attempt.completed) == (3, 0.5, 1.0, True)
+    assert events.total == 1 and events.executions == {3: 1}
 
 
 def _redis_servers_in(folder_prefix: str) -> list[str]:

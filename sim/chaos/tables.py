@@ -90,4 +90,10 @@ def format_calibration(result: dict[str, Any]) -> str:
             f"{100 * t['wasted_work_rel']:g}%; the simulated waste of the resumable engine "
             f"includes the measured cost of each resumed attempt, which the simulator does not "
             f"model")
-    return "\n".join((title, "", text_table(head, rows), "", foot))
+    notes = [f"{name}: the model draws at random; over {r['sim_draws']} simulations of each run "
+             f"its completion ranged {100 * r['sim_completion_range'][0]:.0f}-"
+             f"{100 * r['sim_completion_range'][1]:.0f}% (5th-95th percentile), "
+             f"the real run's {100 * r['real']['completion_rate']:.0f}%"
+             for name, r in result["strategies"].items() if "sim_completion_range" in r]
+    return "\n".join((title, "", text_table(head, rows), "", *notes, *([""] if notes else []),
+                      foot))

@@ -377,9 +377,11 @@ class FleetSim:
             source = w.reclaimed or w.reserved or queue
             if source:
                 unit = source.popleft()
+                fetched = source is queue
                 while len(w.reserved) < prefetch and queue:
                     w.reserved.append(queue.popleft())
-                if self.unacked and source is queue:
+                    fetched = True
+                if fetched and self.unacked:
                     self._broker_command()
             else:
                 if self.unacked:
