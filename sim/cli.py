@@ -279,9 +279,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         result = run_system_calibration(config, args.system_list,
                                         progress=_say(args.progress_mode),
                                         replications=args.replications,
-                                        settings=_system_settings(args))
+                                        settings=_system_settings(args),
+                                        traces=args.traces)
         return _show(result, args.json, format_calibration)
     _system_settings(args)  # none without --system
+    if args.traces is not None:
+        raise SimError("--traces: only with --system (the traces of the real systems' runs)")
     config = ChaosConfig.from_args(CALIBRATION_DEFAULTS, **_chaos_values(args))
     result = run_calibration(config, args.strategy_list or None, progress=_say(args.progress_mode),
                              replications=args.replications)
@@ -467,6 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--replications", type=int, default=1, metavar="N",
                            help="run each N times (seeds --seed, +1, ...) and compare the sums "
                                 "(default 1)")
+    calibrate.add_argument("--traces", metavar="DIR",
+                           help="with --system: keep each run's jobs and deploys as CSV traces "
+                                "in DIR (NAME-seedS-jobs.csv, -deploys.csv), which a scenario "
+                                "can replay")
     _add_chaos_flags(calibrate, CALIBRATION_DEFAULTS.flags())
     calibrate.set_defaults(func=_cmd_calibrate)
 

@@ -429,3 +429,26 @@ def test_a_bad_trace_exits_2_with_one_line(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert lines == ["deploysim: error: workload.trace: jobs.csv line 3: duration: '-3' must be "
                      "more than 0"]
+
+
+def test_a_real_runs_jobs_and_deploys_replay_through_trace_files(tmp_path):
+    """The real-systems calibration hands the simulator a run's jobs and deploys as trace files,
+    which a scenario can replay as well: the times come back to the microsecond."""
+    from deploysim.sim.chaos.real.calibrate import replay_traces
+
+    audit = {"system": "rq", "started_at": 1_764_633_600.25,
+             "timeline": {"job_lengths_s": [2.561234, 2.57, 2.6], "deploys": [4.8912, 11.9],
+                          "crashes": [], "end_s": 45.0}}
+    replayed = replay_traces(audit, tmp_path, "rq-seed1", items=10)
+    jobs, deploys = tmp_path / "rq-seed1-jobs.csv", tmp_path / "rq-seed1-deploys.csv"
+    assert jobs.read_text().splitlines()[0] == "enqueued_at,duration,class,items"
+    assert "2025-12-02T00:00:00.250000+00:00" in jobs.read_text()  # the run's own start
+    assert replayed["timeline"]["job_lengths_s"] == pytest.approx([2.561234, 2.57, 2.6],
+                                                                  abs=1e-6)
+    assert replayed["timeline"]["deploys"] == pytest.approx([4.8912, 11.9], abs=1e-6)
+    assert replayed["timeline"]["end_s"] == 45.0 and audit["timeline"]["deploys"] == [4.8912,
+                                                                                     11.9]
+    s = load_scenario(str(scenario_in(tmp_path, jobs.read_text(), deploys.read_text())))
+    assert s.workload.trace is not None and s.deploys.trace is not None
+    assert s.workload.trace.items.tolist() == [10, 10, 10]
+    assert list(s.deploys.trace.times) == pytest.approx([4.8912, 11.9], abs=1e-6)

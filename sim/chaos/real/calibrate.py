@@ -2,8 +2,9 @@
 RQ, Dramatiq or Sidekiq and in the simulator, side by side.
 
 The simulator meets what the real run met: the jobs in the order they were enqueued (all at
-the start, each with the length its completed attempt took, as measured), the deploys at the
-times the SIGTERMs went out, each crash at its time on its slot, the grace, and each
+the start, each with the length its completed attempt took, as measured) and the deploys at the
+times the SIGTERMs went out, both through CSV traces of the run as ``deploysim run`` replays a
+user's (``replay_traces``), each crash at its time on its slot, the grace, and each
 replacement container ready (and fetching) when the real one was. When it stops is the
 model's: a simulated worker whose process exits later than the real one waits for nothing
 and comes back the measured mean restart delay after its own exit. The same runs are also
@@ -18,8 +19,11 @@ lost each within 5 points of the jobs enqueued, wasted work within 15 %.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +33,42 @@ from ..calibrate import calibration, check_replications, compare, mean_result, s
 from ..config import ChaosConfig
 from .harness import run_system
 from .systems import SYSTEMS, get_system
+
+
+def replay_traces(audit: dict[str, Any], folder: str | Path, stem: str,
+                  items: int) -> dict[str, Any]:
+    """Write the jobs and deploys of the run ``audit`` describes as CSV traces,
+    ``folder/STEM-jobs.csv`` and ``folder/STEM-deploys.csv`` (the format of ``[workload]
+    arrivals = "trace"`` and ``[deploys] schedule = "trace"``, timestamps from the run's real
+    start; ``items`` per job), read them back as a scenario's traces are read, and return
+    ``audit`` with the jobs' lengths and the deploy times of its timeline taken from the files:
+    the simulator replays what the files say."""
+    from datetime import UTC, datetime
+
+    from ...scenario.traces import (
+        load_deploy_trace,
+        read_job_trace,
+        write_deploy_trace,
+        write_job_trace,
+    )
+
+    timeline = audit["timeline"]
+    started = audit.get("started_at")
+    origin = datetime.fromtimestamp(started, UTC) if started is not None else None
+    lengths = timeline["job_lengths_s"]
+    jobs_csv = write_job_trace(Path(folder) / f"{stem}-jobs.csv", [0.0] * len(lengths), lengths,
+                               items=[items] * len(lengths),
+                               classes=[audit["system"]] * len(lengths), origin=origin)
+    jobs = read_job_trace(jobs_csv)
+    replayed = {**timeline, "job_lengths_s": jobs.duration.tolist()}
+    if timeline["deploys"]:
+        deploys_csv = write_deploy_trace(Path(folder) / f"{stem}-deploys.csv",
+                                         timeline["deploys"], origin=origin)
+        deploys = load_deploy_trace(deploys_csv)
+        if deploys.origin is not None and jobs.origin is not None:
+            deploys = deploys.shifted(jobs.origin)
+        replayed["deploys"] = list(deploys.times)
+    return {**audit, "timeline": replayed}
 
 
 def system_names(value: Iterable[str] | None) -> list[str]:
@@ -48,12 +88,19 @@ def run_system_calibration(
     *,
     replications: int = 1,
     settings: Mapping[str, Any] | None = None,
+    traces: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run ``config``'s scenario on each real system of ``systems`` (default: all) and in the
     simulator; the JSON-ready comparison, shaped as ``run_calibration``'s. ``replications``
     runs each system that many times (seeds ``config.seed``, ``+1``, ...) and compares sums.
     ``settings`` go over each system's own (``run_system``), so they name settings that every
-    system calibrated has."""
+    system calibrated has. Each run's jobs and deploys go through CSV traces
+    (``replay_traces``), kept in the folder ``traces`` when given (made if need be)."""
+    if traces is None:
+        with tempfile.TemporaryDirectory(prefix="deploysim-traces-") as folder:
+            return run_system_calibration(config, systems, progress, replications=replications,
+                                          settings=settings, traces=folder)
+    os.makedirs(traces, exist_ok=True)
     check_replications(replications)
     names = system_names(systems)
     for name in names:
@@ -70,7 +117,8 @@ def run_system_calibration(
             run = replace(config, seed=config.seed + r)
             if progress is not None:
                 progress(f"{name}: running the real system (seed {run.seed})")
-            audit = run_system(run, name, settings=settings)
+            audit = replay_traces(run_system(run, name, settings=settings), traces,
+                                  f"{name}-seed{run.seed}", run.items)
             audits.append(audit)
             model = system.strategy(audit["settings"])
             draws = simulate_all(run, audit, model)
