@@ -100,6 +100,45 @@ def _make_cgroup(token: str) -> Path | None:
     return path
 
 
+STALE = 60.0
+"""Seconds after which an empty cgroup no container of this process made is swept."""
+
+_LEFT: set[Path] = set()
+"""Cgroups of killed containers that could not be removed yet."""
+
+
+def sweep_cgroups(wait: float = 0.0) -> int:
+    """Remove the empty cgroups that killed containers left (``wait`` seconds at most for their
+    last zombies to be reaped), and any other empty ``deploysim-*`` cgroup of this process's own
+    hierarchy more than ``STALE`` seconds old, left by a harness that was itself killed; how
+    many were removed. A cgroup with a process in it is never touched (rmdir refuses it), nor a
+    young one, which another harness may be about to start a container in."""
+    root = _cgroup_root()
+    found = set(_LEFT)
+    if root is not None:
+        now = time.time()
+        with contextlib.suppress(OSError):
+            found |= {path for path in root.glob("deploysim-*")
+                      if now - path.stat().st_mtime > STALE}
+    removed = 0
+    deadline = time.monotonic() + wait
+    while True:
+        for path in sorted(found):
+            try:
+                path.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue
+            else:
+                removed += 1
+            found.discard(path)
+            _LEFT.discard(path)
+        if not found or time.monotonic() >= deadline:
+            return removed
+        time.sleep(0.05)
+
+
 class Container:
     """One worker container: ``argv`` started in a session of its own with ``env`` and its
     output appended to ``log``. ``term()`` signals the main process; ``kill()`` kills every
@@ -214,9 +253,12 @@ class Container:
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.01)
         if self.cgroup is not None:
-            # a killed orphan stays in the cgroup until init has reaped it: then it can go
+            # a killed orphan stays in the cgroup until init has reaped it (an init may take
+            # its time): then it can go; if it cannot yet, sweep_cgroups tries again later
             while self._cgroup_pids() and time.monotonic() < deadline:
                 time.sleep(0.01)
-            with contextlib.suppress(OSError):
+            try:
                 self.cgroup.rmdir()
+            except OSError:
+                _LEFT.add(self.cgroup)
         return len(frozen)

@@ -19,6 +19,7 @@ from typing import Any
 from ...errors import SimError
 from ..config import ChaosConfig
 from .audit import audit
+from .containers import sweep_cgroups
 from .controller import Progress, RealController
 from .redis_server import RedisServer
 from .systems import get_system
@@ -96,6 +97,7 @@ def _run(config: ChaosConfig, system_name: str, system: Any, settings: dict[str,
                 record = controller.run()
             finally:
                 controller.kill_all()
+                sweep_cgroups(wait=1.0)
             result = audit(system, ctx, record, bookkeeping=system.bookkeeping(ctx))
         result["config"] = {**config.to_dict(), "strategy": system_name}
         log.info("%s run: %d/%d completed, %d failed, %d lost, %d SIGKILLs", system_name,
