@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install sidekiq report run scenarios demo test lint thorough bench clean
+.PHONY: install systems report run scenarios demo test lint thorough bench clean
 
 SCENARIO ?= heroku-hourly
 
@@ -30,18 +30,24 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-# Sidekiq is Ruby: Debian's ruby-sidekiq, installed here when we are root with apt; without
-# root its real tests are skipped on a developer's machine (CI must have it: they fail there).
-sidekiq:
-	@command -v sidekiq >/dev/null 2>&1 || { \
+# The real systems that are not Python packages: Sidekiq (Ruby, Debian's ruby-sidekiq) and a
+# RabbitMQ server (Debian's rabbitmq-server, for Celery on RabbitMQ), installed here when we are
+# root with apt; without root their real tests are skipped on a developer's machine (CI must
+# have them: they fail there).
+APT_SYSTEMS := $(if $(shell command -v sidekiq),,ruby-sidekiq) \
+	$(if $(wildcard /usr/lib/rabbitmq/bin/rabbitmq-server),,rabbitmq-server)
+
+systems:
+	@if [ -n "$(strip $(APT_SYSTEMS))" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -q >/dev/null && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q ruby-sidekiq >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	      $(APT_SYSTEMS) >/dev/null; \
 	  else \
-	    echo "make: no sidekiq; as root: apt-get install ruby-sidekiq" >&2; \
-	  fi; }
+	    echo "make: missing $(strip $(APT_SYSTEMS)); as root: apt-get install $(strip $(APT_SYSTEMS))" >&2; \
+	  fi; fi
 
-test: lint sidekiq
+test: lint systems
 	$(PY) -m pytest -q
 
 thorough: $(STAMP)

@@ -231,6 +231,15 @@ class Strategy:
         return Requeue(0.0, "front")
 
     @property
+    def ack_delay(self) -> tuple[float, float]:
+        """The least and the most seconds from a job's end to its acknowledgement reaching the
+        broker (drawn evenly between them for each job): a SIGKILL of its process within that
+        time leaves the message of a job that ran to its end unacknowledged, and it comes back
+        as a killed job's does (``on_kill``) and runs again (Celery's ``acks_late``,
+        acknowledged through the prefork pool's parent). (0, 0): at once."""
+        return (0.0, 0.0)
+
+    @property
     def fetch_batch(self) -> bool:
         """True if an idle process's fetch takes what is queued, up to its ``prefetch`` beyond
         the one it runs, in one go (Dramatiq's Redis consumer); False if idle processes take one

@@ -24,6 +24,7 @@ import pytest
 from deploysim.sim.chaos import ChaosConfig
 from deploysim.sim.chaos.real.apps.celery_app import kombu_url
 from deploysim.sim.chaos.real.harness import run_system
+from deploysim.sim.chaos.real.systems import get_system
 from deploysim.sim.chaos.real.systems.base import RunContext
 from deploysim.sim.chaos.real.systems.celery import (
     CeleryAcksLateSystem,
@@ -136,3 +137,34 @@ def test_acks_late_redelivers_a_killed_task(need_system: Any) -> None:
     assert audit["completed"] == audit["enqueued"] == 6
     assert audit["lost"] == 0 and audit["pending"] == 0
     assert audit["duplicate_item_executions"] > 0
+
+
+# -- on RabbitMQ ---------------------------------------------------------------------------------
+
+
+def test_on_rabbitmq_the_task_in_hand_is_lost_and_the_reserved_come_back_at_once(
+        need_system: Any) -> None:
+    """Acknowledged at its start, the task a SIGKILL finds is gone on RabbitMQ as on Redis; the
+    messages the worker had reserved go back to the queue the moment its connection dies, with
+    no visibility timeout, and the replacements run them."""
+    need_system("celery-rabbitmq")
+    audit = run_system(ChaosConfig.from_args(**KILLED_MID_JOB, duration="25s"),
+                       "celery-rabbitmq")
+    assert audit["sigkills"] >= 2
+    assert audit["lost"] == 2 and audit["duplicate_item_executions"] == 0
+    assert audit["completed"] == audit["enqueued"] - 2 and audit["pending"] == 0
+    assert audit["bookkeeping"] == {}
+
+
+def test_on_rabbitmq_an_acks_late_task_killed_comes_back_at_once(need_system: Any) -> None:
+    """With acks_late the killed tasks are back at once (Redis waits for its visibility
+    timeout) and run again from their first item."""
+    need_system("celery-acks-late-rabbitmq")
+    audit = run_system(ChaosConfig.from_args(**KILLED_MID_JOB, duration="35s"),
+                       "celery-acks-late-rabbitmq")
+    assert audit["sigkills"] >= 2
+    assert audit["completed"] == audit["enqueued"] == 6
+    assert audit["lost"] == 0 and audit["pending"] == 0
+    assert audit["duplicate_item_executions"] > 0
+    model = get_system("celery-acks-late-rabbitmq").strategy(audit["settings"])
+    assert model.broker == "rabbitmq" and model.redelivery_delay == 0.0

@@ -82,14 +82,16 @@ DEFAULT_STRATEGIES = ("sidekiq", "sidekiq-reliable", "resque", "resque-term", "c
 
 SIM_DRAWS = 20
 """Simulations of each real run for a model that leaves something to chance (a Dramatiq
-maintenance): the numbers compared are their mean, and their spread is reported."""
+maintenance, a Celery acknowledgement's lag): the numbers compared are their mean, and their
+spread is reported."""
 
 
 def leaves_to_chance(strategy: Strategy) -> bool:
     """True if the model draws at random while the fleet runs, so that one simulation of a
     run is one draw of many."""
     outcomes = (strategy.on_kill, strategy.on_timeout, strategy.on_kill_reserved)
-    return any(isinstance(o, Redeliver) and 0 < o.chance < 1 for o in outcomes)
+    low, high = strategy.ack_delay
+    return high > low or any(isinstance(o, Redeliver) and 0 < o.chance < 1 for o in outcomes)
 
 
 def simulate_all(config: ChaosConfig, audit: dict[str, Any], strategy: Strategy, *,

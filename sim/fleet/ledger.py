@@ -99,7 +99,8 @@ class Ledger:
             self._units_done[job] = done
             if done < total:
                 return
-        self.done_t[job] = now
+        if math.isnan(self.done_t[job]):  # a job whose acknowledgement was lost runs again
+            self.done_t[job] = now
 
     def failed(self, job: int, now: float) -> None:
         """The job went to the failed queue."""

@@ -146,6 +146,7 @@ class FleetSim:
         self._exit_time = strategy.exit_time
         self._notice_every = strategy.notice_every
         self._fetch_batch = strategy.fetch_batch and strategy.prefetch > 0
+        self._ack_delay = strategy.ack_delay
         self._filling: tuple[Worker, int, float] | None = None  # see _fill
         self._on_exit_reserved = strategy.on_exit_reserved
         self._on_kill_reserved = strategy.on_kill_reserved
@@ -314,6 +315,12 @@ class FleetSim:
                 killed = yield from self._exit(w)
             if w.reserved:
                 self._release_reserved(w, killed)
+            if w.acking is not None:
+                if killed and w.ack_due > env.now:  # unacknowledged: it comes back
+                    unit = w.acking
+                    self.ledger.furthest[unit.key] = unit.items  # its items all ran once
+                    self._settle(unit, self._on_kill, env.now)
+                w.acking = None
             w.state = "down"
             w.unit = None
             exited.succeed(env.now)
@@ -570,6 +577,10 @@ class FleetSim:
         ledger.items_run(unit.job, unit.key, ran)
         if outcome is None:
             ledger.unit_done(unit.job, unit.key, now)
+            low, high = self._ack_delay
+            if high > 0:
+                lag = low if high <= low else low + (high - low) * self._rng.random()
+                w.acking, w.ack_due = unit, now + lag
         else:
             self._settle(unit, outcome, now)
         return killed

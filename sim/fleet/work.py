@@ -62,6 +62,8 @@ class Worker:
     reserved: deque[Unit] = field(default_factory=deque)  # prefetched, run before the queue
     signals: list[float] = field(default_factory=list)  # its crash and restart times, sorted
     kill_at: float = math.inf  # when the SIGKILL after a SIGTERM is due
+    acking: Unit | None = None  # a unit that ran to its end, its acknowledgement in flight
+    ack_due: float = -math.inf  # when that acknowledgement reaches the broker
 
     @property
     def name(self) -> str:

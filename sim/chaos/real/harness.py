@@ -1,8 +1,9 @@
 """A real-systems run from end to end: a temporary folder, a Redis server on a unix socket in
-it, the system's workers started and made ready, the jobs enqueued with the system's own
-client, deploys and crashes played by the controller, the audit, and everything stopped and
-removed. No process and no Redis outlives a run that ends, fails or is stopped with SIGTERM
-or Ctrl-C; one SIGKILLed takes the main processes of its containers and its Redis with it."""
+it (and a RabbitMQ node for a system on RabbitMQ), the system's workers started and made ready,
+the jobs enqueued with the system's own client, deploys and crashes played by the controller,
+the audit, and everything stopped and removed. No process and no server outlives a run that
+ends, fails or is stopped with SIGTERM or Ctrl-C; one SIGKILLed takes the main processes of its
+containers and its Redis with it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..config import ChaosConfig
 from .audit import audit
 from .containers import sweep_cgroups
 from .controller import Progress, RealController
+from .rabbitmq_server import RabbitMQServer
 from .redis_server import RedisServer
 from .systems import get_system
 from .systems.base import RunContext
@@ -76,11 +78,16 @@ def _run(config: ChaosConfig, system_name: str, system: Any, settings: dict[str,
     else:
         workdir = tempfile.mkdtemp(prefix=f"deploysim-{system_name}-")
     try:
-        with RedisServer(os.path.join(workdir, "redis")) as redis_server:
+        with contextlib.ExitStack() as servers:
+            redis_server = servers.enter_context(RedisServer(os.path.join(workdir, "redis")))
+            broker = redis_server.url(0)
+            if system.broker == "rabbitmq":
+                broker = servers.enter_context(
+                    RabbitMQServer(os.path.join(workdir, "rabbitmq"))).url
             ctx = RunContext(
                 workdir=workdir,
                 redis_socket=redis_server.socket,
-                broker_url=redis_server.url(0),
+                broker_url=broker,
                 results_url=redis_server.url(RESULTS_DB),
                 jobs=config.jobs,
                 items=config.items,
@@ -120,8 +127,7 @@ def _finished(system: Any, ctx: RunContext) -> Any:
                      if line.startswith(b"D ")}
         if len(completed) >= ctx.jobs:
             return True
-        failed = {str(j).encode() for j, where in system.bookkeeping(ctx).items()
-                  if where == "failed"}
+        failed = {str(j).encode() for j in system.failed(ctx)}
         return len(completed | failed) >= ctx.jobs
 
     return done

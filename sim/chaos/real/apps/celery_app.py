@@ -3,10 +3,11 @@ worker``) and the harness enqueues through: one task, ``deploysim.run_job``, who
 ``deploysim.sim.chaos.real.work.run_job``.
 
 The worker's app is built from the environment at import: ``DEPLOYSIM_BROKER`` (the run's
-Redis, database 0, as ``unix:///path/redis.sock?db=0``) and ``DEPLOYSIM_SETTINGS`` (JSON written
-by ``systems/celery.py``: the run's Celery settings, durations already compressed). The
-enqueuing process builds the same app with ``make_app``. Results go to database 2 of the same
-server, so that a task that fails is on record as FAILURE.
+Redis, database 0, as ``unix:///path/redis.sock?db=0``, or its RabbitMQ's ``amqp://`` address),
+``DEPLOYSIM_SETTINGS`` (JSON written by ``systems/celery.py``: the run's Celery settings,
+durations already compressed) and ``DEPLOYSIM_RESULTS`` (the run's Redis). The enqueuing process
+builds the same app with ``make_app``. Results go to database 2 of the run's Redis, so that a
+task that fails is on record as FAILURE.
 """
 
 from __future__ import annotations
@@ -37,19 +38,19 @@ def kombu_url(url: str, db: int | None = None) -> str:
     return f"redis+socket://{parts.path}?virtual_host={number}"
 
 
-def configure(app: Celery, broker: str, settings: dict[str, Any]) -> None:
-    """Set ``app`` up for one run: the broker, the result backend and the run's settings (the
-    keys ``systems/celery.py`` writes)."""
-    transport = {
-        "visibility_timeout": settings["visibility_timeout"],
-        "unacked_restore_interval": settings["unacked_restore_interval"],
-        "unacked_restore_throttle": settings["unacked_restore_throttle"],
-        "unacked_mutex_expire": settings["unacked_mutex_expire"],
-    }
+TRANSPORT = ("visibility_timeout", "unacked_restore_interval", "unacked_restore_throttle",
+             "unacked_mutex_expire")
+"""The settings that go to kombu's Redis transport (a RabbitMQ run has none)."""
+
+
+def configure(app: Celery, broker: str, settings: dict[str, Any], results: str) -> None:
+    """Set ``app`` up for one run: the broker, the result backend (database ``RESULTS_DB`` of
+    the run's Redis at ``results``) and the run's settings (the keys ``systems/celery.py``
+    writes)."""
     app.conf.update(
         broker_url=kombu_url(broker),
-        result_backend=kombu_url(broker, RESULTS_DB),
-        broker_transport_options=transport,
+        result_backend=kombu_url(results, RESULTS_DB),
+        broker_transport_options={key: settings[key] for key in TRANSPORT if key in settings},
         task_acks_late=settings["acks_late"],
         worker_prefetch_multiplier=settings["prefetch_multiplier"],
         worker_disable_prefetch=settings.get("disable_prefetch", False),
@@ -64,14 +65,17 @@ def run_job(job: int, items: int, item_time: float) -> None:
     _run_job(job, items, item_time)
 
 
-def make_app(broker: str | None = None, settings: dict[str, Any] | None = None) -> Celery:
-    """The run's app with its one task; unconfigured when ``broker`` is None."""
+def make_app(broker: str | None = None, settings: dict[str, Any] | None = None,
+             results: str | None = None) -> Celery:
+    """The run's app with its one task; unconfigured when ``broker`` is None. ``results`` is the
+    run's Redis (default: the broker)."""
     app = Celery("deploysim")
     if broker is not None:
-        configure(app, broker, settings or {})
+        configure(app, broker, settings or {}, results or broker)
     app.task(name=TASK, shared=False)(run_job)
     return app
 
 
 app = make_app(os.environ.get("DEPLOYSIM_BROKER"),
-               json.loads(os.environ.get("DEPLOYSIM_SETTINGS", "{}")))
+               json.loads(os.environ.get("DEPLOYSIM_SETTINGS", "{}")),
+               os.environ.get("DEPLOYSIM_RESULTS"))

@@ -18,6 +18,8 @@ from .base import System
 SYSTEMS = MappingProxyType({
     "celery": "celery",
     "celery-acks-late": "celery",
+    "celery-rabbitmq": "celery",
+    "celery-acks-late-rabbitmq": "celery",
     "rq": "rq",
     "dramatiq": "dramatiq",
     "sidekiq": "sidekiq",

@@ -100,6 +100,8 @@ class System:
     summary: ClassVar[str] = ""
     model: ClassVar[str] = ""
     ready: ClassVar[str] = ""
+    #: The broker the system runs on: the run's Redis, or a RabbitMQ of the run's own.
+    broker: ClassVar[str] = "redis"
     #: Python modules the system needs, and the extra that installs them.
     modules: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
@@ -149,6 +151,11 @@ class System:
         """Where the system's own records have each job (one of ``BOOKKEEPING``); jobs in no
         record are left out."""
         raise NotImplementedError
+
+    def failed(self, ctx: RunContext) -> set[int]:
+        """The jobs the system's records say failed, read while the run goes on (a look that
+        must change nothing)."""
+        return {job for job, where in self.bookkeeping(ctx).items() if where == "failed"}
 
     def describe(self) -> str:
         return f"{self.name}: {self.summary}"

@@ -95,14 +95,17 @@ class CelerySystem(System):
             "acks_late": self.acks_late,
             "pool": POOL,
             "prefetch_multiplier": PREFETCH_MULTIPLIER,
-            "disable_prefetch": False,
-            "visibility_timeout": VISIBILITY_TIMEOUT * scale,
-            "unacked_restore_interval": UNACKED_RESTORE_INTERVAL * scale,
-            "unacked_restore_throttle": UNACKED_RESTORE_THROTTLE,
-            "unacked_mutex_expire": UNACKED_MUTEX_EXPIRE * scale,
             "soft_shutdown_timeout": 0.0,
             "exit_time": EXIT_TIME[POOL],  # measured, not scaled
         }
+        if self.broker == "redis":  # kombu's Redis transport, and 5.7's Redis-only option
+            settings.update({
+                "disable_prefetch": False,
+                "visibility_timeout": VISIBILITY_TIMEOUT * scale,
+                "unacked_restore_interval": UNACKED_RESTORE_INTERVAL * scale,
+                "unacked_restore_throttle": UNACKED_RESTORE_THROTTLE,
+                "unacked_mutex_expire": UNACKED_MUTEX_EXPIRE * scale,
+            })
         return settings
 
     def configure(self, settings: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,23 +118,26 @@ class CelerySystem(System):
         return out
 
     def strategy(self, settings: dict[str, Any]) -> Strategy:
+        redis = {}
+        if self.broker == "redis":
+            redis = {"visibility_timeout": settings["visibility_timeout"],
+                     "restore_every": settings["unacked_restore_interval"]
+                     * settings["unacked_restore_throttle"],
+                     "disable_prefetch": settings["disable_prefetch"]}
         return Celery(
             acks_late=settings["acks_late"],
-            broker="redis",
-            visibility_timeout=settings["visibility_timeout"],
-            restore_every=settings["unacked_restore_interval"]
-            * settings["unacked_restore_throttle"],
+            broker=self.broker,
             soft_shutdown_timeout=settings["soft_shutdown_timeout"],
             prefetch_multiplier=settings["prefetch_multiplier"],
-            disable_prefetch=settings["disable_prefetch"],
             pool=settings["pool"],
             exit_seconds=settings["exit_time"],
+            **redis,
         )
 
     def enqueue(self, ctx: RunContext) -> None:
         from deploysim.sim.chaos.real.apps.celery_app import TASK, make_app
 
-        app = make_app(ctx.broker_url, ctx.settings)
+        app = make_app(ctx.broker_url, ctx.settings, ctx.results_url)
         try:
             task = app.tasks[TASK]
             for job in range(ctx.jobs):
@@ -148,22 +154,44 @@ class CelerySystem(System):
         return WorkerCommand(argv=argv, cwd=ctx.workdir)
 
     def bookkeeping(self, ctx: RunContext) -> dict[int, str]:
+        where = self._broker_records(ctx)
+        where.update(dict.fromkeys(self.failed(ctx), "failed"))
+        return where
+
+    def failed(self, ctx: RunContext) -> set[int]:
+        """The jobs whose result in the result backend says FAILURE."""
         import redis
 
         from deploysim.sim.chaos.real.apps.celery_app import RESULTS_DB
 
-        broker = redis.Redis.from_url(ctx.broker_url)
         results = redis.Redis.from_url(ctx.db_url(RESULTS_DB))
+        try:
+            keys = [key for key in results.scan_iter("celery-task-meta-deploysim-*")]
+            metas = results.mget(keys) if keys else []
+        finally:
+            results.close()
+        out = set()
+        for meta in metas:
+            if meta is None:
+                continue
+            result = json.loads(meta)
+            number = _job_number(str(result.get("task_id", "")))
+            if number is not None and result.get("status") == "FAILURE":
+                out.add(number)
+        return out
+
+    def _broker_records(self, ctx: RunContext) -> dict[int, str]:
+        """Where kombu's Redis keys have each job: the queue list, or the ``unacked`` hash."""
+        import redis
+
+        broker = redis.Redis.from_url(ctx.broker_url)
         try:
             pipe = broker.pipeline(transaction=True)
             pipe.lrange(QUEUE, 0, -1)
             pipe.hvals("unacked")
             queued, unacked = pipe.execute()
-            keys = [key for key in results.scan_iter("celery-task-meta-deploysim-*")]
-            metas = results.mget(keys) if keys else []
         finally:
             broker.close()
-            results.close()
         where: dict[int, str] = {}
         # later records win: a copy redelivered while the first still runs is in both lists
         for place, raws in (("queued", queued), ("held", unacked)):
@@ -171,13 +199,6 @@ class CelerySystem(System):
                 number = _message_id(raw)
                 if number is not None:
                     where[number] = place
-        for meta in metas:
-            if meta is None:
-                continue
-            result = json.loads(meta)
-            number = _job_number(str(result.get("task_id", "")))
-            if number is not None and result.get("status") == "FAILURE":
-                where[number] = "failed"
         return where
 
 
@@ -187,4 +208,50 @@ class CeleryAcksLateSystem(CelerySystem):
     name = "celery-acks-late"
     summary = ("Celery worker (prefork, acks_late): warm shutdown waits; a killed task comes "
                "back after the visibility timeout")
+    acks_late = True
+
+
+class CeleryRabbitMQSystem(CelerySystem):
+    """Celery 5.7 as ``CelerySystem``, on a RabbitMQ broker (py-amqp) of the run's own."""
+
+    name = "celery-rabbitmq"
+    summary = ("Celery worker (prefork) on RabbitMQ: warm shutdown waits; SIGKILL loses the "
+               "task in hand, the reserved ones come back at once")
+    broker = "rabbitmq"
+    modules = ("celery", "kombu", "amqp", "redis")
+
+    def missing(self) -> str | None:
+        from ..rabbitmq_server import rabbitmq_server_binary
+
+        absent = super().missing()
+        if absent is None and rabbitmq_server_binary() is None:
+            return (f"{self.name} needs a RabbitMQ server: apt-get install rabbitmq-server "
+                    "(`make test` installs it when it runs as root)")
+        return absent
+
+    def _broker_records(self, ctx: RunContext) -> dict[int, str]:
+        """What the queue holds, read off it once the workers are gone (their unacknowledged
+        messages went back to it when their connections closed): a job is queued there."""
+        from kombu import Connection
+
+        where: dict[int, str] = {}
+        with Connection(ctx.broker_url) as conn:
+            channel = conn.channel()
+            try:
+                while (message := channel.basic_get(QUEUE, no_ack=True)) is not None:
+                    number = _job_number(str((message.headers or {}).get("id", "")))
+                    if number is not None:
+                        where[number] = "queued"
+            except Exception as exc:  # the queue was never declared: nothing was left in it
+                if "NOT_FOUND" not in str(exc):
+                    raise
+        return where
+
+
+class CeleryAcksLateRabbitMQSystem(CeleryRabbitMQSystem):
+    """Celery 5.7 with ``task_acks_late`` on RabbitMQ."""
+
+    name = "celery-acks-late-rabbitmq"
+    summary = ("Celery worker (prefork, acks_late) on RabbitMQ: warm shutdown waits; a killed "
+               "task comes back at once")
     acks_late = True
