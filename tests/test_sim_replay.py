@@ -215,3 +215,36 @@ def test_the_mean_wait_is_the_polls_of_the_idle_workers() -> None:
     again = run(model, draws([(0.0, 2.0)], crashes=[[1.0], [], []], seed=7), workers=3,
                 restart_delay=0.3, horizon=2000.0)
     assert times(again, "done_t")[0] - 3.0 == waits[7]
+
+
+# -- an acknowledgement that lags the job's end -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LateAck(Strategy):
+    """acks_late with an acknowledgement ``lag`` seconds after the job's end: a killed job, and a
+    completed one whose ack had not gone out, come back at once."""
+
+    lag: float = 0.5
+
+    @property
+    def ack_delay(self) -> tuple[float, float]:
+        return (self.lag, self.lag)
+
+    @property
+    def on_kill(self) -> Outcome:
+        return Requeue(0.0, "front")
+
+
+@pytest.mark.parametrize(("crash", "runs_again"), [(5.2, True), (5.6, False)])
+def test_a_kill_before_the_ack_runs_a_completed_job_again(crash: float, runs_again: bool) -> None:
+    """Job 0 ends at 5; its ack goes out at 5.5. A crash at 5.2 (during job 1) leaves it
+    unacknowledged: it comes back and runs again, its first completion kept; at 5.6 it does
+    not."""
+    ledger = run(LateAck(), draws([(0.0, 5.0), (0.0, 5.0)], crashes=[[crash]]),
+                 restart_delay=0.0, horizon=100.0)
+    result = summarize(ledger)
+    assert times(ledger, "done_t")[0] == 5.0 and result["completed"] == 2
+    assert ledger.executions[0] == (2 if runs_again else 1)
+    assert result["duplicate_item_executions"] == (5 if runs_again else 0)
+    assert result["wasted_work_s"] == pytest.approx((5.0 if runs_again else 0.0) + crash - 5.0)
