@@ -60,7 +60,13 @@ def test_model_defaults_are_celerys_on_redis() -> None:
     assert Celery(acks_late=True).on_kill == late
     assert model.on_kill_reserved == late
     assert model.on_exit_reserved == Requeue(0.0, "front")
-    assert Celery(acks_late=True, broker="rabbitmq").on_kill == Requeue(0.0, "back")
+    # RabbitMQ: back at once, to its place in the queue (seen on 3.10); SQS not checked
+    rabbit = Celery(acks_late=True, broker="rabbitmq")
+    assert rabbit.on_kill == Requeue(0.0, "front") == rabbit.on_kill_reserved
+    assert Celery(acks_late=True, broker="sqs").on_kill.end == "back"
+    # acks_late's acknowledgement lags the task's end in the prefork pool, not at the start
+    assert rabbit.ack_delay == (0.1, 0.35) and model.ack_delay == (0.0, 0.0)
+    assert Celery(acks_late=True, pool="solo").ack_delay == (0.0, 0.0)
     assert Celery.from_params({"exit_time": 0}).exit_time == 0.0
     with pytest.raises(StrategyError, match="prefetch_multiplier"):
         Celery(prefetch_multiplier=0)
