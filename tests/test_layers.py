@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"deploysim.sim": ROOT / "sim", "deploysim.strategies": ROOT / "strategies"}
 ENGINE = "deploysim.strategies.resumable"
 #: Third-party imports the engine may make, by module: its test helpers build on hypothesis.
-ENGINE_EXTRAS = {f"{ENGINE}.testing": {"hypothesis"}}
+ENGINE_EXTRAS = {f"{ENGINE}.testing": {"hypothesis"},
+                 f"{ENGINE}.redis_store": {"redis"}}  # imported when a RedisStore is made
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:

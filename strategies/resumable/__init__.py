@@ -16,7 +16,8 @@ go on after it, with durable periodic checkpoints, fenced leases and O(1) resume
     with stop_on_signals(StopSignal()) as stop:
         result = Runner(store, stop=stop).run("backfill-2026-11", Backfill())
 
-The user reference is docs/engine.md. The engine needs only the standard library; the testing
+The user reference is docs/engine.md. The engine needs only the standard library
+(``RedisStore`` needs the ``redis`` package: ``pip install 'deploysim[redis]'``); the testing
 helpers in ``deploysim.strategies.resumable.testing`` use hypothesis for their schedules.
 """
 
@@ -26,6 +27,7 @@ from .clock import VirtualClock as VirtualClock
 from .clock import WallClock as WallClock
 from .errors import LeaseHeldError, ResumableError, StaleLeaseError, StopRequestedError
 from .job import IterationJob
+from .redis_store import RedisStore
 from .runner import Execution as Execution
 from .runner import Pause as Pause
 from .runner import Runner, RunResult, Throttle
@@ -49,6 +51,7 @@ __all__ = [
     "Lease",
     "LeaseHeldError",
     "MemoryStore",
+    "RedisStore",
     "ResumableError",
     "RunResult",
     "Runner",
