@@ -365,6 +365,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .bench.sim import bench_sim as bench_engine  # type: ignore[assignment]
         from .bench.sim import format_table  # type: ignore[assignment]
 
+    if args.what == "engine":
+        result = bench_engine(quick=args.quick, progress=_say(args.progress_mode),
+                              store=args.store)
+        return _show(result, args.json,
+                     lambda r: f"engine on the {args.store} store\n\n{format_table(r)}")
+    if args.store != "sqlite":
+        raise SimError("--store: only with bench engine (the store the engine checkpoints to)")
     result = bench_engine(quick=args.quick, progress=_say(args.progress_mode))
     return _show(result, args.json, format_table)
 
@@ -480,6 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure the engine or the simulator")
     bench.add_argument("what", choices=("engine", "sim"))
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    bench.add_argument("--store", default="sqlite", choices=("sqlite", "redis"),
+                       help="bench engine: the store it checkpoints to (default sqlite; redis "
+                            "starts a Redis server of its own)")
     bench.add_argument("--json", action="store_true")
     _add_progress_flags(bench)
     bench.set_defaults(func=_cmd_bench)

@@ -9,6 +9,7 @@ import math
 import pytest
 
 from deploysim.sim.bench.engine import bench_engine, format_table, meets, targets
+from deploysim.sim.errors import SimError
 
 KEYS = {
     "item_overhead_us",
@@ -21,10 +22,18 @@ KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def quick_run() -> tuple[dict[str, float], list[str]]:
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def quick_run(request) -> tuple[dict[str, float], list[str]]:
+    """A quick run on each store (Redis: a server the bench starts and stops)."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_url")  # skipped without a redis-server, failed in CI
     messages: list[str] = []
-    return bench_engine(quick=True, progress=messages.append), messages
+    return bench_engine(quick=True, progress=messages.append, store=request.param), messages
+
+
+def test_an_unknown_store_is_one_line_naming_it() -> None:
+    with pytest.raises(SimError, match="--store: 'mysql' is not one of sqlite, redis"):
+        bench_engine(quick=True, store="mysql")
 
 
 def test_quick_run_returns_every_figure_as_a_positive_finite_number(

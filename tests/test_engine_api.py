@@ -18,7 +18,7 @@ from deploysim.strategies.resumable import enumerators as en
 
 PUBLIC = {
     "CheckpointStore", "IterationJob", "JobRecord", "Lease", "LeaseHeldError", "MemoryStore",
-    "ResumableError", "RunResult", "Runner", "SQLiteStore", "StaleLeaseError",
+    "RedisStore", "ResumableError", "RunResult", "Runner", "SQLiteStore", "StaleLeaseError",
     "StopRequestedError", "StopSignal",
     "Throttle", "TransactionalStore", "enumerators", "stop_on_signals",
 }

