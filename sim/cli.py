@@ -369,7 +369,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         result = bench_engine(quick=args.quick, progress=_say(args.progress_mode),
                               store=args.store)
         return _show(result, args.json,
-                     lambda r: f"engine on the {args.store} store\n\n{format_table(r)}")
+                     lambda r: f"engine on the {args.store} store\n\n"
+                               f"{format_table(r, args.store)}")
     if args.store != "sqlite":
         raise SimError("--store: only with bench engine (the store the engine checkpoints to)")
     result = bench_engine(quick=args.quick, progress=_say(args.progress_mode))
@@ -487,9 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure the engine or the simulator")
     bench.add_argument("what", choices=("engine", "sim"))
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    bench.add_argument("--store", default="sqlite", choices=("sqlite", "redis"),
+    bench.add_argument("--store", default="sqlite", choices=("sqlite", "redis", "postgres"),
                        help="bench engine: the store it checkpoints to (default sqlite; redis "
-                            "starts a Redis server of its own)")
+                            "and postgres start a server of their own)")
     bench.add_argument("--json", action="store_true")
     _add_progress_flags(bench)
     bench.set_defaults(func=_cmd_bench)

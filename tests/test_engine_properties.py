@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import new_redis_store
+from conftest import new_postgres_store, new_redis_store
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -95,17 +95,25 @@ class Recording(IterationJob):
         self.effects.extend(item if self.workload.kind == "batches" else [item])
 
 
-stores = st.sampled_from(["memory", "sqlite", "redis"])
-"""Which store a property runs on, drawn with the rest (Redis: a real server, keys of its own
-for each example)."""
+stores = st.sampled_from(["memory", "sqlite", "redis", "postgres"])
+"""Which store a property runs on, drawn with the rest (Redis and PostgreSQL: real servers,
+keys or a table of its own for each example)."""
 
 
-def make_store(name: str, redis_url: str) -> Any:
+@pytest.fixture(scope="module")
+def servers(redis_url, postgres_url) -> dict[str, str]:
+    """The real servers' URLs, by store name."""
+    return {"redis": redis_url, "postgres": postgres_url}
+
+
+def make_store(name: str, servers: dict[str, str]) -> Any:
     if name == "memory":
         return MemoryStore()
     if name == "sqlite":
         return SQLiteStore(":memory:")
-    return new_redis_store(redis_url)
+    if name == "postgres":
+        return new_postgres_store(servers["postgres"], shared=True)
+    return new_redis_store(servers["redis"])
 
 
 def position(workload: Workload, cursor: Any) -> int:
@@ -117,10 +125,10 @@ def position(workload: Workload, cursor: Any) -> int:
 
 
 @given(workloads(), interruption_schedules(max_runs=6, max_items=12), stores)
-def test_graceful_interruptions_run_every_item_exactly_once(redis_url, workload, schedule,
+def test_graceful_interruptions_run_every_item_exactly_once(servers, workload, schedule,
                                                             store_name):
     effects: list[Any] = []
-    store = make_store(store_name, redis_url)
+    store = make_store(store_name, servers)
     outcome = run_with_interruptions(lambda: Recording(workload, effects), JOB, schedule,
                                      store=store)
 
@@ -156,9 +164,9 @@ def test_one_job_object_through_every_run_is_fine_too(workload, schedule):
 
 
 @given(workloads(), st.integers(1, 6), crash_schedules(max_runs=5, max_items=15), stores)
-def test_crashes_lose_at_most_the_items_since_the_last_checkpoint(redis_url, workload, k,
+def test_crashes_lose_at_most_the_items_since_the_last_checkpoint(servers, workload, k,
                                                                   schedule, store_name):
-    store = make_store(store_name, redis_url)
+    store = make_store(store_name, servers)
     outcome = run_with_crashes(lambda: Recording(workload, []), JOB, schedule, store=store,
                                checkpoint_every_items=k)
 
@@ -208,7 +216,7 @@ class Inserting(IterationJob):
     """Inserts each number into a table through the store's connection, and checks at every
     start that the effects committed are exactly the items the store counts as done."""
 
-    def __init__(self, store: SQLiteStore, n: int, seen_at_start: list[tuple[int, int]]):
+    def __init__(self, store: Any, n: int, seen_at_start: list[tuple[int, int]]):
         self.store = store
         self.n = n
         self.seen_at_start = seen_at_start
@@ -217,31 +225,52 @@ class Inserting(IterationJob):
         return en.int_range(0, self.n, cursor)
 
     def each_iteration(self, item: int) -> None:
-        self.store.connection.execute("INSERT INTO effects (n) VALUES (?)", (item,))
+        self.store.connection.execute(self.store.effects_insert, (item,))
 
     def _check(self) -> None:
-        (rows,) = self.store.connection.execute("SELECT count(*) FROM effects").fetchone()
+        (rows,) = self.store.connection.execute(
+            f"SELECT count(*) FROM {self.store.effects_table}").fetchone()
         self.seen_at_start.append((rows, self.store.get(JOB).items_done))
 
     on_start = _check
     on_resume = _check
 
 
-def effects_store() -> SQLiteStore:
-    """An in-memory store with an ``effects`` table next to its own."""
-    store = SQLiteStore(":memory:")
-    store.connection.execute("CREATE TABLE effects (n INTEGER NOT NULL)")
+TRANSACTIONAL = ["sqlite", "postgres"]
+"""The stores with exactly-once effects: SQLite in memory, PostgreSQL on a real server."""
+
+
+def effects_store(kind: str, servers: dict[str, str]) -> Any:
+    """A transactional store with an ``effects`` table of its own next to its own table; its
+    ``effects_insert`` statement takes one number."""
+    if kind == "sqlite":
+        store = SQLiteStore(":memory:")
+        store.effects_table = "effects"
+        store.connection.execute("CREATE TABLE effects (n INTEGER NOT NULL)")
+        store.effects_insert = "INSERT INTO effects (n) VALUES (?)"
+        store.effects_order = "rowid"
+    else:
+        store = new_postgres_store(servers["postgres"], shared=True)
+        store.effects_table = f"{store.table}_effects"
+        store.connection.execute(
+            f"CREATE TABLE {store.effects_table} (id serial PRIMARY KEY, n integer NOT NULL)")
+        store.effects_insert = f"INSERT INTO {store.effects_table} (n) VALUES (%s)"
+        store.effects_order = "id"
     return store
 
 
-def effects(store: SQLiteStore) -> list[int]:
+def effects(store: Any) -> list[int]:
     """The committed effects, in insertion order."""
-    return [n for (n,) in store.connection.execute("SELECT n FROM effects ORDER BY rowid")]
+    return [n for (n,) in store.connection.execute(
+        f"SELECT n FROM {store.effects_table} ORDER BY {store.effects_order}")]
 
 
-@given(st.integers(0, 40), st.integers(1, 8), crash_schedules(max_runs=5, max_items=20))
-def test_exactly_once_mode_never_duplicates_an_effect_across_crashes(n, batch, schedule):
-    store = effects_store()
+@pytest.mark.parametrize("kind", TRANSACTIONAL)
+@given(n=st.integers(0, 40), batch=st.integers(1, 8),
+       schedule=crash_schedules(max_runs=5, max_items=20))
+def test_exactly_once_mode_never_duplicates_an_effect_across_crashes(servers, kind, n, batch,
+                                                                     schedule):
+    store = effects_store(kind, servers)
     starts: list[tuple[int, int]] = []
     outcome = run_with_crashes(lambda: Inserting(store, n, starts), JOB, schedule, store=store,
                                exactly_once=True, batch=batch)
@@ -253,9 +282,11 @@ def test_exactly_once_mode_never_duplicates_an_effect_across_crashes(n, batch, s
     assert_each_item_at_least_once(outcome, range(n))
 
 
-@given(st.integers(0, 40), st.integers(1, 8), interruption_schedules(max_runs=5, max_items=20))
-def test_exactly_once_mode_under_graceful_interruptions(n, batch, schedule):
-    store = effects_store()
+@pytest.mark.parametrize("kind", TRANSACTIONAL)
+@given(n=st.integers(0, 40), batch=st.integers(1, 8),
+       schedule=interruption_schedules(max_runs=5, max_items=20))
+def test_exactly_once_mode_under_graceful_interruptions(servers, kind, n, batch, schedule):
+    store = effects_store(kind, servers)
     starts: list[tuple[int, int]] = []
     outcome = run_with_interruptions(lambda: Inserting(store, n, starts), JOB, schedule,
                                      store=store, exactly_once=True, batch=batch)
@@ -264,10 +295,11 @@ def test_exactly_once_mode_under_graceful_interruptions(n, batch, schedule):
     assert all(rows == done for rows, done in starts), starts
 
 
+@pytest.mark.parametrize("kind", TRANSACTIONAL)
 @settings(max_examples=25)
-@given(st.integers(1, 30), st.integers(1, 8), st.integers(0, 29))
-def test_exactly_once_failure_rolls_back_the_open_batch(n, batch, bad):
-    store = effects_store()
+@given(n=st.integers(1, 30), batch=st.integers(1, 8), bad=st.integers(0, 29))
+def test_exactly_once_failure_rolls_back_the_open_batch(servers, kind, n, batch, bad):
+    store = effects_store(kind, servers)
 
     class Failing(Inserting):
         def each_iteration(self, item: int) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import new_redis_store
+from conftest import new_postgres_store, new_redis_store
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -278,11 +278,22 @@ class RedisJobMachine(JobMachine):
         return new_redis_store(self.url)
 
 
+class PostgresJobMachine(JobMachine):
+    """The same machine over PostgreSQL (a real server; each run of the machine, a table of
+    its own)."""
+
+    url = ""  # set by the module's fixture below
+
+    def make_store(self) -> Any:
+        """The store under test."""
+        return new_postgres_store(self.url, shared=True)
+
+
 @pytest.fixture(autouse=True, scope="module")
-def _redis_for_the_machine(redis_url):
-    RedisJobMachine.url = redis_url
+def _servers_for_the_machines(redis_url, postgres_url):
+    RedisJobMachine.url, PostgresJobMachine.url = redis_url, postgres_url
     yield
-    RedisJobMachine.url = ""
+    RedisJobMachine.url = PostgresJobMachine.url = ""
 
 
 TestJobMachineMemory = JobMachine.TestCase
@@ -294,3 +305,6 @@ TestJobMachineSQLite.settings = settings(max_examples=50, stateful_step_count=30
 TestJobMachineRedis = RedisJobMachine.TestCase
 TestJobMachineRedis.settings = settings(max_examples=50, stateful_step_count=30,
                                         deadline=None)
+TestJobMachinePostgres = PostgresJobMachine.TestCase
+TestJobMachinePostgres.settings = settings(max_examples=50, stateful_step_count=30,
+                                           deadline=None)

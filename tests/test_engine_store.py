@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from conftest import new_redis_store
+from conftest import new_postgres_store, new_redis_store
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,15 +32,19 @@ from deploysim.strategies.resumable import enumerators as en
 JOB = "job-1"
 
 
-@pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file", "redis"])
+@pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file", "redis", "postgres"])
 def store(request, tmp_path):
-    """Each store in turn: in memory, SQLite in memory, SQLite in a file, Redis (a real server,
-    keys of its own)."""
+    """Each store in turn: in memory, SQLite in memory, SQLite in a file, Redis and PostgreSQL
+    (real servers; keys or a table of its own)."""
     if request.param == "memory":
         yield MemoryStore()
         return
     if request.param == "redis":
         with new_redis_store(request.getfixturevalue("redis_url")) as s:
+            yield s
+        return
+    if request.param == "postgres":
+        with new_postgres_store(request.getfixturevalue("postgres_url")) as s:
             yield s
         return
     path = ":memory:" if request.param == "sqlite-memory" else str(tmp_path / "progress.db")

@@ -15,7 +15,9 @@ PACKAGES = {"deploysim.sim": ROOT / "sim", "deploysim.strategies": ROOT / "strat
 ENGINE = "deploysim.strategies.resumable"
 #: Third-party imports the engine may make, by module: its test helpers build on hypothesis.
 ENGINE_EXTRAS = {f"{ENGINE}.testing": {"hypothesis"},
-                 f"{ENGINE}.redis_store": {"redis"}}  # imported when a RedisStore is made
+                 # imported when a RedisStore or a PostgresStore is made
+                 f"{ENGINE}.redis_store": {"redis"},
+                 f"{ENGINE}.postgres_store": {"psycopg"}}
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:

