@@ -1,7 +1,7 @@
 """``PostgresStore`` on a real PostgreSQL server: what the shared store tests
 (``test_engine_store``, the properties and the stateful machine, which run on it too) do not
-cover: several machines' connections to one table, exactly-once jobs in parallel, a zombie's batch, a lost connection,
-bad URLs, servers and tables."""
+cover: several machines' connections to one table, exactly-once jobs in parallel, a zombie's
+batch, a lost connection, bad URLs, servers and tables."""
 
 from __future__ import annotations
 
