@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from .containers import die_with_parent
 
 START_TIMEOUT = 10.0
 """Seconds to wait for the server to answer PING."""
+
+SOCKET_PATH_MAX = 100
+"""The longest socket path used in the run's folder: Linux takes 107 bytes at most."""
 
 
 def redis_server_binary() -> str | None:
@@ -43,6 +47,10 @@ class RedisServer:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self.socket = str(self.folder / "redis.sock")
+        self._socket_dir: str | None = None
+        if len(self.socket.encode()) > SOCKET_PATH_MAX:  # a deep TMPDIR: the socket goes apart
+            self._socket_dir = tempfile.mkdtemp(prefix="deploysim-redis-", dir="/tmp")
+            self.socket = os.path.join(self._socket_dir, "redis.sock")
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, db: int = 0) -> str:
@@ -93,14 +101,15 @@ class RedisServer:
     def stop(self) -> None:
         """Stop the server (SIGKILL if it does not exit within 5 s) and reap it."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(5.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(5.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def __enter__(self) -> RedisServer:
         return self.start()
