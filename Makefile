@@ -47,8 +47,10 @@ systems:
 	    echo "make: missing $(strip $(APT_SYSTEMS)); as root: apt-get install $(strip $(APT_SYSTEMS))" >&2; \
 	  fi; fi
 
+# Two processes, a test file each at a time (one file's real servers stay in one process); the
+# longest file, the real calibration, is started first (tests/conftest.py).
 test: lint systems
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q
