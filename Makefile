@@ -48,9 +48,11 @@ systems:
 	  fi; fi
 
 # Two processes, a test file each at a time (one file's real servers stay in one process); the
-# longest file, the real calibration, is started first (tests/conftest.py).
+# longest file, the real calibration, is started first (tests/conftest.py). Then, alone, the
+# tests that time real processes at milliseconds and need both cores to themselves.
 test: lint systems
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not alone"
+	$(PY) -m pytest -q -m alone
 
 thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q

@@ -138,6 +138,7 @@ def calibration() -> dict:
             "agree": one["agree"] and two["agree"]}
 
 
+@pytest.mark.alone
 def test_real_and_simulated_runs_agree(calibration: dict) -> None:
     json.dumps(calibration, allow_nan=False)
     table = format_calibration(calibration)
@@ -149,6 +150,7 @@ def test_real_and_simulated_runs_agree(calibration: dict) -> None:
     assert calibration["agree"]
 
 
+@pytest.mark.alone
 def test_calibration_shows_the_real_systems_losses(calibration: dict) -> None:
     s = calibration["strategies"]
     for side in ("real", "sim"):
@@ -160,6 +162,7 @@ def test_calibration_shows_the_real_systems_losses(calibration: dict) -> None:
     assert np.isclose(s["resumable"]["real"]["completion_rate"], 1.0)
 
 
+@pytest.mark.alone
 def test_format_calibration_sets_numbers_side_by_side(calibration: dict) -> None:
     text = format_calibration(calibration)
     for name in ONE_RUN + TWO_RUNS:
