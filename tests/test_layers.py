@@ -17,7 +17,11 @@ ENGINE = "deploysim.strategies.resumable"
 ENGINE_EXTRAS = {f"{ENGINE}.testing": {"hypothesis"},
                  # imported when a RedisStore or a PostgresStore is made
                  f"{ENGINE}.redis_store": {"redis"},
-                 f"{ENGINE}.postgres_store": {"psycopg"}}
+                 f"{ENGINE}.postgres_store": {"psycopg"},
+                 # the job systems' adapters, imported by their full names only
+                 f"{ENGINE}.rq": {"rq", "redis"},
+                 f"{ENGINE}.celery": {"celery", "kombu"},
+                 f"{ENGINE}.dramatiq": {"dramatiq", "redis"}}
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:
