@@ -303,6 +303,18 @@ def _system_settings(args: argparse.Namespace) -> dict[str, str]:
         if not sep or not key.strip():
             raise SimError(f"--setting {pair!r}: write KEY=VALUE, e.g. maintenance_chance=1000000")
         out[key.strip()] = value.strip()
+    store, exactly_once = getattr(args, "store", None), getattr(args, "exactly_once", False)
+    if store is not None or exactly_once:
+        flag = "--store" if store is not None else "--exactly-once"
+        system = getattr(args, "system", None) or ""
+        if not system.startswith("resumable-"):
+            raise SimError(f"{flag}: only with a resumable --system (resumable-celery, "
+                           f"resumable-rq, resumable-dramatiq): the store the engine keeps "
+                           f"its progress in")
+        if store is not None:
+            out["store"] = store
+        if exactly_once:
+            out["exactly_once"] = "true"
     return out
 
 
@@ -464,6 +476,14 @@ def build_parser() -> argparse.ArgumentParser:
     chaos.add_argument("--system", help=f"a real job system instead: one of {systems}; "
                                         f"defaults then: {system_defaults}")
     chaos.add_argument("--setting", action="append", metavar="KEY=VALUE", help=SETTING_HELP)
+    resumable_systems = ", ".join(n for n in SYSTEM_NAMES if n.startswith("resumable-"))
+    chaos.add_argument("--store", choices=("redis", "postgres"),
+                       help=f"with --system {resumable_systems}: where the engine keeps its "
+                            f"progress (default redis: the run's Redis; postgres starts a "
+                            f"PostgreSQL server of the run's own)")
+    chaos.add_argument("--exactly-once", action="store_true",
+                       help="with a resumable --system and --store postgres: each item's effect "
+                            "commits with the cursor")
     _add_chaos_flags(chaos, chaos_defaults)
     chaos.set_defaults(func=_cmd_chaos)
 

@@ -13,7 +13,8 @@ run ended; ``lost = enqueued - completed - failed - pending``, never assumed zer
 time of every attempt, from its start line to its completion line or to the death of its
 container (or, when the system gave the job up before its container died, one item after its
 last record); wasted work is that of attempts that did not complete, as ``deploysim run``
-counts it. Each attempt also costs the fetch before it: the mean time from a job's completion
+counts it, or, for a system that resumes jobs from a cursor, the work beyond one pass over the
+job's items. Each attempt also costs the fetch before it: the mean time from a job's completion
 line to its worker's next start line. A job's length (what the simulator is given) is its
 completed attempt's time with that fetch; jobs that never completed get the mean of those that
 did.
@@ -130,9 +131,14 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
                | in_hand) - completed - failed
     enqueued = set(range(ctx.jobs))
     lost = enqueued - completed - failed - pending
+    duplicates = int(sum(executions[j] - unique[j] for j in enqueued))
+    missing = int(sum(ctx.items - results[j] for j in completed))
     gap = _fetch_gap(attempts)
-    lengths = {at.job: at.end - at.start + gap for at in attempts
-               if at.completed and at.end is not None}
+    if system.resumes:  # the completing attempt did only the items after the cursor
+        lengths = {at.job: ctx.items * item_time + gap for at in attempts if at.completed}
+    else:
+        lengths = {at.job: at.end - at.start + gap for at in attempts
+                   if at.completed and at.end is not None}
     mean_length = statistics.fmean(lengths.values()) if lengths else ctx.items * ctx.item_time
     work: dict[int, float] = defaultdict(float)
     wasted = 0.0
@@ -164,8 +170,9 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
         "pending": len(pending),
         "executions": len(attempts),
         "item_executions": total,
-        "duplicate_item_executions": int(sum(executions[j] - unique[j] for j in enqueued)),
-        "missing_results": int(sum(ctx.items - results[j] for j in completed)),
+        "duplicate_item_executions": duplicates,
+        "missing_results": missing,
+        **_effects(system, ctx, completed, duplicates, missing),
         "wasted_work_s": wasted,
         "deploys": len(record.deploys),
         "sigterms": sigterms,
@@ -198,6 +205,21 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
             "ready": _ready(record),
             "lives": [life.to_dict() for life in record.lives],
         },
+    }
+
+
+def _effects(system: System, ctx: RunContext, completed: set[int], duplicates: int,
+             missing: int) -> dict[str, int]:
+    """``duplicate_effects`` (effects on record more than once) and ``missing_effects`` (items
+    of completed jobs with no effect on record). Where the system keeps no effects apart
+    (``System.effects`` is None), an item's record is its effect: the figures are those of
+    the item records."""
+    effects = system.effects(ctx)
+    if effects is None:
+        return {"duplicate_effects": duplicates, "missing_effects": missing}
+    return {
+        "duplicate_effects": sum(n - 1 for job in effects.values() for n in job.values()),
+        "missing_effects": sum(ctx.items - len(effects.get(j, {})) for j in completed),
     }
 
 

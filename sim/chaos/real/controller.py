@@ -114,6 +114,7 @@ class RealController:
             "DEPLOYSIM_BROKER": self.ctx.broker_url,
             "DEPLOYSIM_CONTAINER": f"{slot}.{life_no}",
             "DEPLOYSIM_SETTINGS": _json(self.ctx.settings),
+            "DEPLOYSIM_STORE_URL": self.ctx.store_url,  # the resumable engine's store, if any
             "PYTHONUNBUFFERED": "1",
         }
         log = os.path.join(self.ctx.workdir, "logs", f"worker-{slot}.{life_no}.log")

@@ -1,9 +1,10 @@
 """A real-systems run from end to end: a temporary folder, a Redis server on a unix socket in
-it (and a RabbitMQ node for a system on RabbitMQ), the system's workers started and made ready,
-the jobs enqueued with the system's own client, deploys and crashes played by the controller,
-the audit, and everything stopped and removed. No process and no server outlives a run that
-ends, fails or is stopped with SIGTERM or Ctrl-C; one SIGKILLed takes the main processes of its
-containers and its Redis with it."""
+it (and a RabbitMQ node for a system on RabbitMQ, a PostgreSQL server for the resumable
+engine's progress kept there), the system's workers started and made ready, the jobs enqueued
+with the system's own client, deploys and crashes played by the controller, the audit, and
+everything stopped and removed. No process and no server outlives a run that ends, fails or is
+stopped with SIGTERM or Ctrl-C; one SIGKILLed takes the main processes of its containers and
+its Redis with it."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ..config import ChaosConfig
 from .audit import audit
 from .containers import sweep_cgroups
 from .controller import Progress, RealController
+from .postgres_server import PostgresServer
 from .rabbitmq_server import RabbitMQServer
 from .redis_server import RedisServer
 from .systems import get_system
@@ -32,6 +34,9 @@ log = logging.getLogger("deploysim.sim.chaos.real")
 
 RESULTS_DB = 1
 """The run's Redis database of the job's own records (the systems use database 0)."""
+
+STORE_DB = 3
+"""The run's Redis database of the resumable engine's progress, when it is kept in Redis."""
 
 
 def run_system(config: ChaosConfig, system_name: str, *, settings: Mapping[str, Any] | None = None,
@@ -84,6 +89,12 @@ def _run(config: ChaosConfig, system_name: str, system: Any, settings: dict[str,
             if system.broker == "rabbitmq":
                 broker = servers.enter_context(
                     RabbitMQServer(os.path.join(workdir, "rabbitmq"))).url
+            store_url = ""
+            if system.store_kind(settings) == "redis":
+                store_url = redis_server.url(STORE_DB)
+            elif system.store_kind(settings) == "postgres":
+                store_url = servers.enter_context(
+                    PostgresServer(os.path.join(workdir, "postgres"))).url
             ctx = RunContext(
                 workdir=workdir,
                 redis_socket=redis_server.socket,
@@ -94,6 +105,7 @@ def _run(config: ChaosConfig, system_name: str, system: Any, settings: dict[str,
                 item_time=config.item_time,
                 grace=config.grace,
                 settings=settings,
+                store_url=store_url,
             )
             finished = _finished(system, ctx)
             controller = RealController(system, ctx, config, finished, progress)

@@ -30,6 +30,8 @@ def format_system(audit: dict[str, Any]) -> str:
         ("pending", f"{audit['pending']}"),
         ("attempts", f"{audit['executions']}"),
         ("duplicate item executions", f"{audit['duplicate_item_executions']}"),
+        ("duplicate effects", f"{audit['duplicate_effects']}"),
+        ("items never processed", f"{audit['missing_effects']}  (of completed jobs)"),
         ("wasted work", f"{audit['wasted_work_s']:.2f} s"),
     ]
     width = max(len(k) for k, _ in rows)

@@ -23,6 +23,9 @@ SYSTEMS = MappingProxyType({
     "rq": "rq",
     "dramatiq": "dramatiq",
     "sidekiq": "sidekiq",
+    "resumable-celery": "resumable",
+    "resumable-rq": "resumable",
+    "resumable-dramatiq": "resumable",
 })
 """Every ``--system`` name -> the module (in this package) of its adapter."""
 

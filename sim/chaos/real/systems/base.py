@@ -27,7 +27,9 @@ from ....errors import SimError
 class RunContext:
     """One run as a system adapter sees it: the run's folder, the Redis URLs (database 0 for
     the system, 1 for the results, 2 free for a result backend), the jobs and the settings
-    from ``System.settings``."""
+    from ``System.settings``; for a system that keeps progress in a store (the resumable
+    engine's), the store's URL (database 3 of the run's Redis, or a PostgreSQL of the run's
+    own)."""
 
     workdir: str
     redis_socket: str
@@ -38,6 +40,7 @@ class RunContext:
     item_time: float
     grace: float
     settings: dict[str, Any] = field(default_factory=dict)
+    store_url: str = ""
 
     def db_url(self, db: int) -> str:
         """The run's Redis, database ``db``."""
@@ -102,6 +105,11 @@ class System:
     ready: ClassVar[str] = ""
     #: The broker the system runs on: the run's Redis, or a RabbitMQ of the run's own.
     broker: ClassVar[str] = "redis"
+    #: Where the system keeps jobs' progress, if it does ("redis", "postgres"); its setting
+    #: ``store`` chooses, when it has one.
+    store: ClassVar[str] = ""
+    #: True for a system whose jobs resume from a cursor (an attempt does not start over).
+    resumes: ClassVar[bool] = False
     #: Python modules the system needs, and the extra that installs them.
     modules: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
@@ -151,6 +159,16 @@ class System:
         """Where the system's own records have each job (one of ``BOOKKEEPING``); jobs in no
         record are left out."""
         raise NotImplementedError
+
+    def effects(self, ctx: RunContext) -> dict[int, dict[int, int]] | None:
+        """Per job, how many times each item's effect is on record, where the effects are kept
+        apart from the item records (a database the job commits them to); None where the
+        effect of an item is its item record."""
+        return None
+
+    def store_kind(self, settings: dict[str, Any]) -> str:
+        """The store a run with ``settings`` keeps progress in ("" for none)."""
+        return str(settings.get("store", self.store))
 
     def failed(self, ctx: RunContext) -> set[int]:
         """The jobs the system's records say failed, read while the run goes on (a look that

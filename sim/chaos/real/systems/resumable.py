@@ -1,0 +1,150 @@
+"""The resumable engine inside the real job systems, through its adapters
+(``deploysim.strategies.resumable.celery``, ``.rq``, ``.dramatiq``): ``resumable-celery``,
+``resumable-rq`` and ``resumable-dramatiq``.
+
+Each runs the real system's workers as its plain adapter does (same broker, same records), with
+the work as a resumable job (``work.ResumableWork``) whose progress is kept in a store: database
+3 of the run's Redis (setting ``store = "redis"``, the default; effects at-least-once) or a
+PostgreSQL server of the run's own (``store = "postgres"``; with ``exactly_once = true`` each
+item's effect is a row committed with the cursor). The system is configured the way the
+adapter's reference says it must be for a SIGKILLed job to come back: Celery with ``acks_late``
+and ``reject_on_worker_lost`` (the adapter's defaults), RQ with a retry on abandoned jobs,
+Dramatiq as it is (its broker redelivers).
+
+The settings' durations are the engine's defaults times the run's scale (a checkpoint every
+5 s, a 60 s lease), as the system's own are.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from deploysim.strategies.base import Strategy
+from deploysim.strategies.resumable_model import Resumable
+
+from ....errors import SimError
+from ..work import EFFECTS_SCHEMA, EFFECTS_TABLE
+from .base import RunContext, System, WorkerCommand
+from .rq import QUEUE, RqSystem
+from .rq import job_id as rq_job_id
+
+CHECKPOINT_EVERY = 5.0
+"""The engine's default seconds between durable checkpoints, before scaling."""
+
+LEASE_TTL = 60.0
+"""The engine's default lease, before scaling."""
+
+STORES = ("redis", "postgres")
+"""Where a run may keep the jobs' progress."""
+
+RQ_RETRIES = 100
+"""RQ's ``Retry(max=...)`` on each job: a killed job comes back as long as it has retries left,
+so a run of a hundred SIGKILLs gives each job as many."""
+
+RQ_JOB = "deploysim.sim.chaos.real.apps.resumable_rq_app.Work.perform"
+"""The RQ job function of ``resumable-rq``."""
+
+TIMEOUT_MARGIN = 10.0
+"""The RQ adapter's margin before ``job_timeout``, before scaling."""
+
+
+class ResumableSystem(System):
+    """What the three resumable systems share: the store, the engine's settings, the model and
+    the exactly-once effects. A subclass also derives from the plain system it runs on."""
+
+    store: ClassVar[str] = "redis"
+    resumes: ClassVar[bool] = True
+
+    def engine_settings(self, scale: float) -> dict[str, Any]:
+        """The engine's settings for a run at ``scale``."""
+        return {"store": "redis", "exactly_once": False,
+                "checkpoint_every": CHECKPOINT_EVERY * scale, "lease_ttl": LEASE_TTL * scale}
+
+    def configure(self, settings: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+        out = super().configure(settings, overrides)
+        if out["store"] not in STORES:
+            raise SimError(f"--store: {out['store']!r} is not one of {', '.join(STORES)}")
+        if out["exactly_once"] and out["store"] != "postgres":
+            raise SimError("--exactly-once needs --store postgres: effects commit with the "
+                           "cursor only in a database transaction (Redis keeps them at least "
+                           "once)")
+        if not 0 < out["checkpoint_every"] <= out["lease_ttl"] / 2:
+            raise SimError(f"--setting checkpoint_every: {out['checkpoint_every']!r} must be > 0 "
+                           f"and at most half of lease_ttl ({out['lease_ttl']!r})")
+        return out
+
+    def redelivery(self, settings: dict[str, Any]) -> float:
+        """Seconds from a SIGKILL to the system's redelivery of the job in hand."""
+        raise NotImplementedError
+
+    def strategy(self, settings: dict[str, Any]) -> Strategy:
+        # a killed job runs again once the system has redelivered it and its lease has expired
+        # (a redelivery before that finds it busy and comes back when the lease is up)
+        return Resumable(checkpoint_every=settings["checkpoint_every"],
+                         lease_ttl=max(settings["lease_ttl"], self.redelivery(settings)))
+
+    def prepare(self, ctx: RunContext) -> None:
+        """Before the jobs are enqueued: the effects table, in exactly-once mode."""
+        if not ctx.settings["exactly_once"]:
+            return
+        import psycopg
+
+        with psycopg.connect(ctx.store_url, autocommit=True) as connection:
+            connection.execute(EFFECTS_SCHEMA)
+
+    def effects(self, ctx: RunContext) -> dict[int, dict[int, int]] | None:
+        """In exactly-once mode, the committed effects by job and item; else None (each item's
+        record is its effect)."""
+        if not ctx.settings["exactly_once"]:
+            return None
+        import psycopg
+
+        out: dict[int, dict[int, int]] = defaultdict(dict)
+        with psycopg.connect(ctx.store_url, autocommit=True) as connection:
+            for job, item, n in connection.execute(
+                    f"SELECT job, item, count(*) FROM {EFFECTS_TABLE} GROUP BY job, item"):
+                out[job][item] = n
+        return dict(out)
+
+
+class ResumableRqSystem(ResumableSystem, RqSystem):
+    """The engine in RQ 3.0's work horses (``@resumable`` of ``.rq``): a warm shutdown stops the
+    job after its item and it goes back to the queue; a killed job, left started, is retried by
+    RQ's maintenance once abandoned, from the last checkpoint."""
+
+    name = "resumable-rq"
+    summary = ("RQ worker with the resumable adapter: a warm shutdown re-enqueues the job at "
+               "its cursor; a killed one comes back as abandoned and resumes")
+    model = "resumable"
+
+    def settings(self, scale: float, grace: float) -> dict[str, Any]:
+        return {**super().settings(scale, grace), **self.engine_settings(scale),
+                "retry": RQ_RETRIES, "timeout_margin": TIMEOUT_MARGIN * scale}
+
+    def redelivery(self, settings: dict[str, Any]) -> float:
+        return (settings["heartbeat_slack"] + settings["job_monitoring_interval"]
+                + settings["maintenance_interval"] / 2)
+
+    def enqueue(self, ctx: RunContext) -> None:
+        from rq import Queue, Retry
+
+        self.prepare(ctx)
+        connection = self._connection(ctx)
+        try:
+            queue = Queue(QUEUE, connection=connection)
+            # by the job function's path, as Work.enqueue does: the class here is built with
+            # this process's settings, not the run's, which the work horses read
+            for job in range(ctx.jobs):
+                queue.enqueue(RQ_JOB, job, ctx.items, ctx.item_time, job_id=rq_job_id(job),
+                              job_timeout=int(ctx.settings["job_timeout"]),
+                              retry=Retry(max=int(ctx.settings["retry"])))
+        finally:
+            connection.close()
+
+    def worker(self, ctx: RunContext, slot: int, life: int) -> WorkerCommand:
+        command = super().worker(ctx, slot, life)
+        # the scheduler brings back a delivery that found the job busy, after the lease
+        return WorkerCommand(argv=[*command.argv[:-1], "--with-scheduler", command.argv[-1]],
+                             env=command.env, cwd=command.cwd)
