@@ -27,6 +27,12 @@ from deploysim.strategies.resumable_model import Resumable
 from ....errors import SimError
 from ..work import EFFECTS_SCHEMA, EFFECTS_TABLE
 from .base import RunContext, System, WorkerCommand
+from .celery import APP as CELERY_APP
+from .celery import CelerySystem
+from .celery import task_id as celery_task_id
+from .dramatiq import APP as DRAMATIQ_APP
+from .dramatiq import QUEUE as DRAMATIQ_QUEUE
+from .dramatiq import DramatiqSystem
 from .rq import QUEUE, RqSystem
 from .rq import job_id as rq_job_id
 
@@ -48,6 +54,23 @@ RQ_JOB = "deploysim.sim.chaos.real.apps.resumable_rq_app.Work.perform"
 
 TIMEOUT_MARGIN = 10.0
 """The RQ adapter's margin before ``job_timeout``, before scaling."""
+
+TIME_LIMIT_MARGIN = 10.0
+"""The Celery adapter's margin before the time limits and the visibility timeout, before
+scaling."""
+
+CELERY_VISIBILITY = 300.0
+"""The visibility timeout of ``resumable-celery``, before scaling (kombu's default: 3600 s)."""
+
+RESUMABLE_CELERY_APP = "deploysim.sim.chaos.real.apps.resumable_celery_app"
+"""The Celery app of ``resumable-celery``'s workers."""
+
+RESUMABLE_DRAMATIQ_APP = "deploysim.sim.chaos.real.apps.resumable_dramatiq_app"
+"""The Dramatiq module of ``resumable-dramatiq``'s workers."""
+
+DRAMATIQ_ACTOR = "resumable_job"
+"""Its actor's name: the harness enqueues plain messages to it, without the module (whose
+actor needs the run's store to be declared)."""
 
 
 class ResumableSystem(System):
@@ -148,3 +171,83 @@ class ResumableRqSystem(ResumableSystem, RqSystem):
         # the scheduler brings back a delivery that found the job busy, after the lease
         return WorkerCommand(argv=[*command.argv[:-1], "--with-scheduler", command.argv[-1]],
                              env=command.env, cwd=command.cwd)
+
+
+class ResumableCelerySystem(ResumableSystem, CelerySystem):
+    """The engine in Celery 5.7's prefork pool (``ResumableTask`` of ``.celery``): the warm
+    shutdown stops the job after its item and the task is sent again to the back under its id;
+    with ``acks_late`` and ``reject_on_worker_lost`` (the adapter's defaults) a killed task is
+    delivered again once the visibility timeout is up, and resumes from the last checkpoint."""
+
+    name = "resumable-celery"
+    summary = ("Celery worker (prefork) with the resumable adapter: a warm shutdown re-sends "
+               "the task at its cursor; a killed one comes back after the visibility timeout")
+    model = "resumable"
+    acks_late = True
+
+    def settings(self, scale: float, grace: float) -> dict[str, Any]:
+        # as the adapter's reference advises: one message prefetched, and a visibility timeout
+        # of minutes, not an hour, so that a killed task comes back soon
+        return {**super().settings(scale, grace), **self.engine_settings(scale),
+                "prefetch_multiplier": 1, "visibility_timeout": CELERY_VISIBILITY * scale,
+                "time_limit_margin": TIME_LIMIT_MARGIN * scale}
+
+    def redelivery(self, settings: dict[str, Any]) -> float:
+        return (settings["visibility_timeout"]
+                + settings["unacked_restore_interval"] * settings["unacked_restore_throttle"] / 2)
+
+    def enqueue(self, ctx: RunContext) -> None:
+        from ..apps.resumable_celery_app import TASK, make_app
+
+        self.prepare(ctx)
+        app = make_app(ctx.broker_url, ctx.settings, ctx.results_url, ctx.store_url)
+        try:
+            task = app.tasks[TASK]
+            for job in range(ctx.jobs):
+                task.apply_async((job, ctx.items, ctx.item_time), task_id=celery_task_id(job))
+        finally:
+            app.close()
+
+    def worker(self, ctx: RunContext, slot: int, life: int) -> WorkerCommand:
+        command = super().worker(ctx, slot, life)
+        argv = [RESUMABLE_CELERY_APP if arg == CELERY_APP else arg for arg in command.argv]
+        return WorkerCommand(argv=argv, env=command.env, cwd=command.cwd)
+
+
+class ResumableDramatiqSystem(ResumableSystem, DramatiqSystem):
+    """The engine in Dramatiq 2.2's worker threads (``resumable_actor`` of ``.dramatiq``): the
+    worker process's shutdown stops the job after its item and the same message goes back to
+    the queue; a killed worker's message comes back at a maintenance once its heartbeat has
+    expired, and resumes from the last checkpoint."""
+
+    name = "resumable-dramatiq"
+    summary = ("Dramatiq worker with the resumable adapter: the shutdown re-enqueues the message "
+               "at its cursor; a killed one is redelivered and resumes")
+    model = "resumable"
+
+    def settings(self, scale: float, grace: float) -> dict[str, Any]:
+        return {**super().settings(scale, grace), **self.engine_settings(scale)}
+
+    def redelivery(self, settings: dict[str, Any]) -> float:
+        return settings["heartbeat_timeout"] / 1000.0
+
+    def enqueue(self, ctx: RunContext) -> None:
+        from dramatiq import Message
+
+        from ..apps import dramatiq_app
+
+        self.prepare(ctx)
+        broker = dramatiq_app.make_broker(ctx.broker_url, ctx.settings)
+        try:
+            for job in range(ctx.jobs):
+                broker.enqueue(Message(queue_name=DRAMATIQ_QUEUE, actor_name=DRAMATIQ_ACTOR,
+                                       args=(job, ctx.items, ctx.item_time), kwargs={},
+                                       options={}))
+        finally:
+            broker.close()
+            broker.client.close()
+
+    def worker(self, ctx: RunContext, slot: int, life: int) -> WorkerCommand:
+        command = super().worker(ctx, slot, life)
+        argv = [RESUMABLE_DRAMATIQ_APP if arg == DRAMATIQ_APP else arg for arg in command.argv]
+        return WorkerCommand(argv=argv, env=command.env, cwd=command.cwd)
