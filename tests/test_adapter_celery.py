@@ -502,9 +502,11 @@ def test_bad_configuration_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CeleryConfigError, match=r"task 'job': no store URL: set "
                                                 r"app.conf.resumable_store_url .* redis://"):
         _bind(_app())
-    with pytest.raises(CeleryConfigError, match=r"'mysql://h/db': scheme 'mysql' is not a "
-                                                r"store's: set app.conf.resumable_store_url"):
+    with pytest.raises(CeleryConfigError, match=r"'mysql://h/db': scheme 'mysql://' is not a "
+                                                r"store's; use redis://.*resumable_store_url"):
         _bind(_app(resumable_store_url="mysql://h/db"))
+    with pytest.raises(CeleryConfigError, match=r"exactly_once=True needs a store that commits"):
+        _bind(_app(resumable_store_url="redis://h/3"), exactly_once=True)
     with pytest.raises(CeleryConfigError, match="names no file"):
         _bind(_app(), store_url="sqlite:///")
     with pytest.raises(CeleryConfigError, match=r"task 'job': lease_ttl='60': must be a "

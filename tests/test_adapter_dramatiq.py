@@ -401,14 +401,13 @@ def test_the_job_id_is_the_message_id_unless_set():
 # -- (f) bad configuration ------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("settings", "error"), [
-    ({}, r"resumable_actor\(Nothing\): store_url=None: must be the URL of the checkpoint store "
-         r"every worker reaches, e\.g\. redis://"),
-    ({"store_url": " "}, r"store_url=' ': must be the URL"),
-    ({"store_url": "mysql://db/app"}, r"store_url='mysql://db/app': mysql:// is not a store's "
-                                      r"scheme; use one of redis://"),
+    ({}, r"resumable_actor\(Nothing\): store_url=None: must be a store URL: redis://"),
+    ({"store_url": " "}, r"store_url=' ': must be a store URL"),
+    ({"store_url": "mysql://db/app"}, r"store_url='mysql://db/app': scheme 'mysql://' is not a "
+                                      r"store's; use redis://"),
     ({"store_url": "sqlite:///"}, r"store_url='sqlite:///': names no file"),
     ({"store_url": "redis://r/1", "exactly_once": True},
-     r"exactly_once=True needs a transactional store: store_url='redis://r/1'"),
+     r"store_url='redis://r/1': exactly_once=True needs a store that commits effects"),
     ({"store_url": "redis://r/1", "lease_ttl": 0},
      r"resumable_actor\(Nothing\): lease_ttl=0: must be a positive number of seconds"),
     ({"store_url": "redis://r/1", "checkpoint_every": None},

@@ -457,11 +457,12 @@ def test_bad_settings_are_one_error_naming_them(app: ModuleType,
         pass
 
     for settings, message in [
-        ({"store": "mysql://db/app"}, "^store='mysql://db/app': scheme 'mysql://' is not one of redis://"),
+        ({"store": "mysql://db/app"},
+         r"^resumable\(store='mysql://db/app'\): scheme 'mysql://' is not a store's"),
         ({"store": ""}, "store.*must be a store URL"),
         ({"store": "redis://"}, "names no server"),
-        ({"store": "sqlite:///"}, "names no file; use sqlite:///PATH"),
-        ({"store": "redis://h/3", "exactly_once": True}, "RedisStore cannot commit"),
+        ({"store": "sqlite:///"}, "names no file; use sqlite:////ABSOLUTE/PATH.db"),
+        ({"store": "redis://h/3", "exactly_once": True}, "a RedisStore keeps them at least once"),
         ({"retries": -1}, r"retries=-1: must be an int >= 0"),
         ({"timeout_margin": 0}, r"timeout_margin=0: must be a positive number"),
         ({"job_timeout": 5}, r"job_timeout=5: leaves no run time after timeout_margin=10"),

@@ -49,7 +49,6 @@ import os
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 from celery import Task, signals
 from celery.exceptions import Ignore, ImproperlyConfigured
@@ -59,7 +58,7 @@ from .errors import ResumableError, StaleLeaseError
 from .job import IterationJob
 from .runner import Runner, RunResult
 from .store import MemoryStore
-from .urls import POSTGRES_SCHEMES, REDIS_SCHEMES, local_store
+from .urls import KNOWN, local_store, store_url_problem
 
 __all__ = ["INTERRUPTED", "STORE_SETTING", "CeleryConfigError", "ResumableTask"]
 
@@ -75,8 +74,6 @@ BUSY_SLACK = 0.5
 """Seconds added to a busy run's ``retry_after``, so that the task comes back after the holder's
 lease has expired, not a moment before it."""
 
-_STORE_EXAMPLE = ("redis://HOST:6379/3, unix:///PATH/redis.sock?db=3, "
-                  "postgresql://USER@HOST/DB or sqlite:////ABSOLUTE/PATH.db")
 
 
 class CeleryConfigError(ResumableError, ImproperlyConfigured):
@@ -148,22 +145,15 @@ def _on_worker_shutting_down(sig: str = "", how: str = "", **_: Any) -> None:
     _SHUTDOWN.request(f"worker {how.lower()} shutdown ({sig})")
 
 
-def _check_store_url(task: str, url: object) -> str:
+def _check_store_url(task: str, url: object, exactly_once: bool = False) -> str:
     """``url`` if it names a store ``open_store`` can make; else a ``CeleryConfigError``."""
-    where = (f"set app.conf.{STORE_SETTING} (or store_url= on the task) to a store URL such as "
-             f"{_STORE_EXAMPLE}")
+    where = f"set app.conf.{STORE_SETTING} (or store_url= on the task)"
     if url is None or (isinstance(url, str) and not url.strip()):
-        raise CeleryConfigError(f"task {task!r}: no store URL: {where}")
-    if not isinstance(url, str):
-        raise CeleryConfigError(f"task {task!r}: store URL {url!r} is not a string: {where}")
-    if "://" in url:
-        scheme = urlsplit(url).scheme.lower()
-        if scheme not in (*REDIS_SCHEMES, *POSTGRES_SCHEMES, "sqlite"):
-            raise CeleryConfigError(f"task {task!r}: store URL {url!r}: scheme {scheme!r} is "
-                                    f"not a store's: {where}")
-        if scheme == "sqlite" and not url.split("://", 1)[1].lstrip("/"):
-            raise CeleryConfigError(f"task {task!r}: store URL {url!r} names no file: {where}")
-    return url
+        raise CeleryConfigError(f"task {task!r}: no store URL: {where} to one of {KNOWN}")
+    problem = store_url_problem(url, exactly_once=exactly_once)
+    if problem is not None:
+        raise CeleryConfigError(f"task {task!r}: store URL {url!r}: {problem} ({where})")
+    return url  # type: ignore[return-value]
 
 
 class ResumableTask(Task):
@@ -203,7 +193,8 @@ class ResumableTask(Task):
         """Check the settings when Celery binds the task to its app (at the app's finalize: in
         the worker before it consumes, in a client when it first uses the task): one
         ``CeleryConfigError`` for a missing or bad store URL or a bad runner setting."""
-        _check_store_url(cls.name, cls.store_url or app.conf.get(STORE_SETTING))
+        _check_store_url(cls.name, cls.store_url or app.conf.get(STORE_SETTING),
+                         cls.exactly_once)
         margin = cls.time_limit_margin
         if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (
                 0 <= margin < math.inf):

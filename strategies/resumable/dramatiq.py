@@ -55,7 +55,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import dramatiq
 from dramatiq.broker import Broker, MessageProxy
@@ -67,7 +66,7 @@ from .job import IterationJob
 from .runner import Runner, RunResult
 from .signals import StopSignal
 from .store import CheckpointStore, JobRecord, MemoryStore, SQLiteStore
-from .urls import POSTGRES_SCHEMES, REDIS_SCHEMES, local_store
+from .urls import local_store, store_url_problem
 
 STOP_REASON = "worker shutdown"
 """The reason a run stopped by the worker's shutdown gives (``RunResult.reason``)."""
@@ -75,10 +74,6 @@ STOP_REASON = "worker shutdown"
 OPTION = "resumable"
 """The option a message enqueued again carries, in its data on the broker: ``{"status":
 "interrupted" or "busy", "reason": ..., "times_interrupted": ...}``."""
-
-_STORE_EXAMPLES = ("redis://HOST:6379/1, unix:///PATH/redis.sock?db=1, postgresql://USER@HOST/DB "
-                   "or sqlite:////PATH/progress.db")
-_TRANSACTIONAL = (*POSTGRES_SCHEMES, "sqlite", "")
 
 
 class Requeued(SkipMessage):
@@ -278,24 +273,10 @@ class ResumableActor(dramatiq.Actor):
 
 
 def _check_store_url(name: str, url: object, exactly_once: bool) -> str:
-    if not isinstance(url, str) or not url.strip():
-        raise ResumableError(
-            f"resumable_actor({name}): store_url={url!r}: must be the URL of the checkpoint "
-            f"store every worker reaches, e.g. {_STORE_EXAMPLES}")
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
-    if scheme not in (*REDIS_SCHEMES, *_TRANSACTIONAL):
-        raise ResumableError(
-            f"resumable_actor({name}): store_url={url!r}: {scheme}:// is not a store's scheme; "
-            f"use one of {_STORE_EXAMPLES}")
-    if scheme == "sqlite" and not url.split("://", 1)[1].lstrip("/"):
-        raise ResumableError(
-            f"resumable_actor({name}): store_url={url!r}: names no file; use "
-            f"sqlite:////PATH/progress.db")
-    if exactly_once and scheme not in _TRANSACTIONAL:
-        raise ResumableError(
-            f"resumable_actor({name}): exactly_once=True needs a transactional store: "
-            f"store_url={url!r} must be postgresql://... or sqlite:///..., not {scheme}://")
-    return url
+    problem = store_url_problem(url, exactly_once=exactly_once)
+    if problem is not None:
+        raise ResumableError(f"resumable_actor({name}): store_url={url!r}: {problem}")
+    return url  # type: ignore[return-value]
 
 
 def _check_runner_options(name: str, options: Mapping[str, Any]) -> None:

@@ -69,7 +69,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 import redis
 from rq import Queue, Retry, get_current_job
@@ -83,7 +82,7 @@ from .job import IterationJob
 from .runner import Runner, RunResult, default_owner
 from .signals import StopSignal, stop_on_signals
 from .store import CheckpointStore, MemoryStore, SQLiteStore
-from .urls import _KNOWN, POSTGRES_SCHEMES, REDIS_SCHEMES, _scheme, local_store
+from .urls import KNOWN, local_store, store_url_problem
 
 STORE_ENV = "DEPLOYSIM_STORE_URL"
 """The environment variable a worker reads the store URL from when ``resumable`` names none."""
@@ -124,9 +123,9 @@ class RqSettings:
         if not url.strip():
             raise ResumableError(
                 f"no checkpoint store: pass resumable(store=URL) or set {STORE_ENV} in the "
-                f"worker's environment, with URL one of {_KNOWN}"
+                f"worker's environment, with URL one of {KNOWN}"
             )
-        _check_store_url(url, STORE_ENV)
+        _check_store_url(url, f"{STORE_ENV}={{}}")
         return url
 
     def runner(self, store: CheckpointStore, **overrides: Any) -> Runner:
@@ -138,21 +137,12 @@ class RqSettings:
         )
 
 
-def _check_store_url(url: object, setting: str) -> None:
-    """Refuse what ``open_store`` would refuse, without connecting to anything."""
-    if not isinstance(url, str) or not url.strip():
-        raise ResumableError(f"{setting}={url!r}: must be a store URL, one of {_KNOWN}")
-    scheme = _scheme(url)
-    if scheme in REDIS_SCHEMES or scheme in POSTGRES_SCHEMES:
-        parts = urlsplit(url)
-        if not (parts.netloc or parts.path.strip("/")):
-            raise ResumableError(f"{setting}={url!r}: names no server; use one of {_KNOWN}")
-    elif scheme == "sqlite":
-        if not url.split("://", 1)[1].lstrip("/"):
-            raise ResumableError(f"{setting}={url!r}: names no file; use sqlite:///PATH")
-    elif scheme:
-        raise ResumableError(
-            f"{setting}={url!r}: scheme {scheme + '://'!r} is not one of {_KNOWN}")
+def _check_store_url(url: object, where: str, exactly_once: bool = False) -> None:
+    """Refuse what ``open_store`` would refuse, without connecting to anything; ``where``
+    names the setting, with ``{}`` for the URL."""
+    problem = store_url_problem(url, exactly_once=exactly_once)
+    if problem is not None:
+        raise ResumableError(f"{where.format(repr(url))}: {problem}")
 
 
 def _positive(name: str, value: object) -> float:
@@ -208,11 +198,7 @@ def resumable(
     """
     options = dict(store_options or {})
     if store is not None:
-        _check_store_url(store, "store")
-        if exactly_once and _scheme(store) in REDIS_SCHEMES:
-            raise ResumableError(
-                f"resumable(store={store!r}, exactly_once=True): a RedisStore cannot commit "
-                f"effects with the cursor; use a postgresql:// or sqlite:/// store")
+        _check_store_url(store, "resumable(store={})", exactly_once)
     if not all(isinstance(key, str) for key in options):
         raise ResumableError(f"store_options={store_options!r}: must map option names to values")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:

@@ -16,11 +16,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ResumableError
-from .store import CheckpointStore
+from .store import CheckpointStore, SQLiteStore
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
-_KNOWN = "redis://HOST:PORT/DB, unix:///PATH/redis.sock, postgresql://USER@HOST/DB, sqlite:///PATH"
+KNOWN = ("redis://HOST:6379/DB, unix:///PATH/redis.sock?db=DB, postgresql://USER@HOST/DB or "
+         "sqlite:////ABSOLUTE/PATH.db")
+"""The kinds of store URL, for messages."""
 
 
 def _scheme(url: str) -> str:
@@ -29,12 +31,36 @@ def _scheme(url: str) -> str:
     return urlsplit(url).scheme.lower()
 
 
+def store_url_problem(url: object, *, exactly_once: bool = False) -> str | None:
+    """What is wrong with ``url`` as the URL of a store (for ``exactly_once``, a store that can
+    commit effects with the cursor), found without connecting to anything: a phrase that
+    follows the URL in a message, or None when nothing is. The adapters check their settings
+    with it before any worker starts."""
+    if not isinstance(url, str) or not url.strip():
+        return f"must be a store URL: {KNOWN}"
+    scheme = _scheme(url)
+    if scheme in REDIS_SCHEMES or scheme in POSTGRES_SCHEMES:
+        parts = urlsplit(url)
+        if not (parts.netloc or parts.path.strip("/") or parts.query):
+            return f"names no server; use {KNOWN}"
+    elif scheme == "sqlite":
+        if not url.split("://", 1)[1].lstrip("/"):
+            return "names no file; use sqlite:////ABSOLUTE/PATH.db"
+    elif scheme:
+        return f"scheme {scheme + '://'!r} is not a store's; use {KNOWN}"
+    if exactly_once and scheme in REDIS_SCHEMES:
+        return ("exactly_once=True needs a store that commits effects with the cursor "
+                "(postgresql://... or sqlite:///...); a RedisStore keeps them at least once")
+    return None
+
+
 def open_store(url: str, **options: Any) -> CheckpointStore:
     """The store ``url`` names (see the module), made with ``options`` (e.g. ``prefix=`` for a
     ``RedisStore``, ``table=`` for a ``PostgresStore``). A URL of no known kind, a server that
     cannot be reached or a store of the wrong shape is one ``ResumableError`` naming it."""
-    if not isinstance(url, str) or not url.strip():
-        raise ResumableError(f"store URL {url!r}: must be a non-empty string such as {_KNOWN}")
+    problem = store_url_problem(url)
+    if problem is not None:
+        raise ResumableError(f"store URL {url!r}: {problem}")
     scheme = _scheme(url)
     if scheme in REDIS_SCHEMES:
         from .redis_store import RedisStore
@@ -45,18 +71,9 @@ def open_store(url: str, **options: Any) -> CheckpointStore:
 
         return PostgresStore(url, **options)
     if scheme == "sqlite":
-        from .store import SQLiteStore
-
         path = url.split("://", 1)[1]
-        path = path[1:] if path.startswith("/") else path  # sqlite:///x.db is x.db
-        if not path:
-            raise ResumableError(f"store URL {url!r}: no file named; use sqlite:///PATH")
-        return SQLiteStore(path, **options)
-    if scheme == "":
-        from .store import SQLiteStore
-
-        return SQLiteStore(url, **options)
-    raise ResumableError(f"store URL {url!r}: scheme {scheme + '://'!r} is not one of {_KNOWN}")
+        return SQLiteStore(path[1:] if path.startswith("/") else path, **options)  # sqlite:///x
+    return SQLiteStore(url, **options)  # a plain path
 
 
 _local = threading.local()
