@@ -34,6 +34,12 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     (("chaos", "--system", "celery", "--setting", "acks_late=maybe"), "true or false"),
     (("chaos", "--setting", "retry=1"), "only with --system"),
     (("calibrate", "--system", "rq", "--replications", "0"), "--replications"),
+    (("chaos", "--system", "rq", "--store", "postgres"), "only with a resumable --system"),
+    (("chaos", "--exactly-once"), "only with a resumable --system"),
+    (("chaos", "--system", "resumable-rq", "--exactly-once"), "needs --store postgres"),
+    (("chaos", "--system", "resumable-celery", "--store", "mysql"), "invalid choice"),
+    (("chaos", "--system", "resumable-dramatiq", "--setting", "checkpoint_every=9"),
+     "at most half of lease_ttl"),
 ])
 def test_a_bad_argument_is_one_line_and_exit_2(args, needle):
     done = _cli(*args)
