@@ -507,6 +507,8 @@ def test_bad_configuration_is_one_clear_error(tmp_path: Path) -> None:
         _bind(_app(resumable_store_url="mysql://h/db"))
     with pytest.raises(CeleryConfigError, match=r"exactly_once=True needs a store that commits"):
         _bind(_app(resumable_store_url="redis://h/3"), exactly_once=True)
+    for url in ("postgresql://app@db/app", "sqlite:///x.db"):  # stores that commit effects
+        assert _bind(_app(resumable_store_url=url), exactly_once=True).exactly_once is True
     with pytest.raises(CeleryConfigError, match="names no file"):
         _bind(_app(), store_url="sqlite:///")
     with pytest.raises(CeleryConfigError, match=r"task 'job': lease_ttl='60': must be a "

@@ -56,8 +56,7 @@ from celery.utils.log import get_task_logger
 
 from .errors import ResumableError, StaleLeaseError
 from .job import IterationJob
-from .runner import Runner, RunResult
-from .store import MemoryStore
+from .runner import Runner, RunResult, check_runner_options
 from .urls import KNOWN, local_store, store_url_problem
 
 __all__ = ["INTERRUPTED", "STORE_SETTING", "CeleryConfigError", "ResumableTask"]
@@ -201,7 +200,7 @@ class ResumableTask(Task):
             raise CeleryConfigError(f"task {cls.name!r}: time_limit_margin={margin!r}: must be "
                                     f"a number of seconds >= 0 (e.g. 10.0)")
         try:
-            Runner(MemoryStore(), **cls._runner_options(cls.max_runtime))
+            check_runner_options(**cls._runner_options(cls.max_runtime))
         except ResumableError as exc:
             raise CeleryConfigError(f"task {cls.name!r}: {exc}") from None
 

@@ -63,9 +63,9 @@ from dramatiq.middleware import Middleware, SkipMessage, TimeLimit
 
 from .errors import ResumableError, StaleLeaseError
 from .job import IterationJob
-from .runner import Runner, RunResult
+from .runner import Runner, RunResult, check_runner_options
 from .signals import StopSignal
-from .store import CheckpointStore, JobRecord, MemoryStore, SQLiteStore
+from .store import CheckpointStore, JobRecord
 from .urls import local_store, store_url_problem
 
 STOP_REASON = "worker shutdown"
@@ -281,14 +281,10 @@ def _check_store_url(name: str, url: object, exactly_once: bool) -> str:
 
 def _check_runner_options(name: str, options: Mapping[str, Any]) -> None:
     """Refuse what ``Runner`` would refuse, now rather than at the first message."""
-    store = SQLiteStore(":memory:") if options["exactly_once"] is True else MemoryStore()
     try:
-        Runner(store, **options)
+        check_runner_options(**options)
     except ResumableError as exc:
         raise ResumableError(f"resumable_actor({name}): {exc}") from None
-    finally:
-        if isinstance(store, SQLiteStore):
-            store.close()
 
 
 def _middleware(broker: Broker) -> Resumable:

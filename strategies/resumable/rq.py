@@ -79,9 +79,9 @@ from rq.worker import Worker
 
 from .errors import ResumableError, StaleLeaseError
 from .job import IterationJob
-from .runner import Runner, RunResult, default_owner
+from .runner import Runner, RunResult, check_runner_options, default_owner
 from .signals import StopSignal, stop_on_signals
-from .store import CheckpointStore, MemoryStore, SQLiteStore
+from .store import CheckpointStore
 from .urls import KNOWN, local_store, store_url_problem
 
 STORE_ENV = "DEPLOYSIM_STORE_URL"
@@ -220,12 +220,10 @@ def resumable(
         job_timeout=timeout, timeout_margin=margin,
         shutdown_check_every=_positive("shutdown_check_every", shutdown_check_every),
     )
-    # the Runner checks its own settings, with its own messages, on a store it needs none of
-    if exactly_once:
-        with SQLiteStore(":memory:") as probe:
-            settings.runner(probe, max_runtime=max_runtime)
-    else:
-        settings.runner(MemoryStore(), max_runtime=max_runtime)
+    # the Runner checks its own settings, with its own messages
+    check_runner_options(
+        checkpoint_every=checkpoint_every, checkpoint_every_items=checkpoint_every_items,
+        lease_ttl=lease_ttl, exactly_once=exactly_once, batch=batch, max_runtime=max_runtime)
 
     def decorate(cls: type[IterationJob]) -> type[IterationJob]:
         if not (isinstance(cls, type) and issubclass(cls, IterationJob)):

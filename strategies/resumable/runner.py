@@ -278,6 +278,20 @@ class Runner:
                          record.interruptions, record.run_time, retry_after)
 
 
+def check_runner_options(**options: Any) -> None:
+    """Raise the ``ResumableError`` that ``Runner(store, **options)`` would raise, without a
+    store of the caller's: for adapters that check their settings before any job runs."""
+    from .store import MemoryStore, SQLiteStore  # a store that needs nothing, of the right kind
+
+    probe: Any = SQLiteStore(":memory:") if options.get("exactly_once") is True else (
+        MemoryStore())
+    try:
+        Runner(probe, **options)
+    finally:
+        if isinstance(probe, SQLiteStore):
+            probe.close()
+
+
 class _Heartbeat:
     """A thread that renews an execution's lease while its items run (``Execution._renew``),
     for as long as ``advance`` runs; ``stop`` ends it, and no renewal is written after."""
