@@ -64,6 +64,7 @@ def test_exactly_once_on_postgres_duplicates_no_effect(need_system, postgres_url
     audit = _run("resumable-dramatiq", {"store": "postgres", "exactly_once": True}, seed=5)
     _holds_the_engines_promises(audit)
     assert audit["settings"]["store"] == "postgres"
+    assert audit["executions"] > audit["enqueued"]  # killed jobs did resume
     assert audit["duplicate_effects"] == 0
     # an item that ran twice (a kill beat its batch's commit) had its first effect rolled back
     assert audit["duplicate_item_executions"] <= audit["sigkills"] * _items_at_risk_per_kill(

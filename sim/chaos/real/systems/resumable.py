@@ -226,7 +226,10 @@ class ResumableDramatiqSystem(ResumableSystem, DramatiqSystem):
     model = "resumable"
 
     def settings(self, scale: float, grace: float) -> dict[str, Any]:
-        return {**super().settings(scale, grace), **self.engine_settings(scale)}
+        # as the adapter's reference advises: a maintenance on every broker command, so that a
+        # killed worker's message comes back once its heartbeat has expired
+        return {**super().settings(scale, grace), **self.engine_settings(scale),
+                "maintenance_chance": 1_000_000}
 
     def redelivery(self, settings: dict[str, Any]) -> float:
         return settings["heartbeat_timeout"] / 1000.0
