@@ -105,9 +105,6 @@ class System:
     ready: ClassVar[str] = ""
     #: The broker the system runs on: the run's Redis, or a RabbitMQ of the run's own.
     broker: ClassVar[str] = "redis"
-    #: Where the system keeps jobs' progress, if it does ("redis", "postgres"); its setting
-    #: ``store`` chooses, when it has one.
-    store: ClassVar[str] = ""
     #: True for a system whose jobs resume from a cursor (an attempt does not start over).
     resumes: ClassVar[bool] = False
     #: Python modules the system needs, and the extra that installs them.
@@ -167,8 +164,9 @@ class System:
         return None
 
     def store_kind(self, settings: dict[str, Any]) -> str:
-        """The store a run with ``settings`` keeps progress in ("" for none)."""
-        return str(settings.get("store", self.store))
+        """The store a run with ``settings`` keeps jobs' progress in: its setting ``store``
+        ("redis", "postgres"), or "" for a system that keeps none."""
+        return str(settings.get("store", ""))
 
     def failed(self, ctx: RunContext) -> set[int]:
         """The jobs the system's records say failed, read while the run goes on (a look that

@@ -77,7 +77,6 @@ class ResumableSystem(System):
     """What the three resumable systems share: the store, the engine's settings, the model and
     the exactly-once effects. A subclass also derives from the plain system it runs on."""
 
-    store: ClassVar[str] = "redis"
     resumes: ClassVar[bool] = True
 
     def engine_settings(self, scale: float) -> dict[str, Any]:
