@@ -305,12 +305,12 @@ def _system_settings(args: argparse.Namespace) -> dict[str, str]:
         out[key.strip()] = value.strip()
     store, exactly_once = getattr(args, "store", None), getattr(args, "exactly_once", False)
     if store is not None or exactly_once:
+        from .chaos.real.systems import RESUMABLE
+
         flag = "--store" if store is not None else "--exactly-once"
-        system = getattr(args, "system", None) or ""
-        if not system.startswith("resumable-"):
-            raise SimError(f"{flag}: only with a resumable --system (resumable-celery, "
-                           f"resumable-rq, resumable-dramatiq): the store the engine keeps "
-                           f"its progress in")
+        if getattr(args, "system", None) not in RESUMABLE:
+            raise SimError(f"{flag}: only with a resumable --system ({', '.join(RESUMABLE)}): "
+                           f"the store the engine keeps its progress in")
         if store is not None:
             out["store"] = store
         if exactly_once:
@@ -463,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .chaos.config import CALIBRATION_DEFAULTS, CHAOS_STRATEGIES, ChaosConfig
     from .chaos.real.config import SYSTEM_DEFAULTS, SYSTEM_NAMES
+    from .chaos.real.systems import RESUMABLE
 
     chaos_defaults = ChaosConfig().flags()
     systems = ", ".join(SYSTEM_NAMES)
@@ -476,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     chaos.add_argument("--system", help=f"a real job system instead: one of {systems}; "
                                         f"defaults then: {system_defaults}")
     chaos.add_argument("--setting", action="append", metavar="KEY=VALUE", help=SETTING_HELP)
-    resumable_systems = ", ".join(n for n in SYSTEM_NAMES if n.startswith("resumable-"))
+    resumable_systems = ", ".join(RESUMABLE)
     chaos.add_argument("--store", choices=("redis", "postgres"),
                        help=f"with --system {resumable_systems}: where the engine keeps its "
                             f"progress (default redis: the run's Redis; postgres starts a "
@@ -492,8 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--strategy", dest="strategy_list", action="append", metavar="NAME",
                            help="calibrate only this strategy (repeatable; default: all)")
     calibrate.add_argument("--system", dest="system_list", action="append", metavar="NAME",
-                           help=f"calibrate a real job system instead (repeatable, or all): "
-                                f"one of {systems}; defaults then: {system_defaults}")
+                           help=f"calibrate a real job system instead (repeatable, or all: "
+                                f"every one but {', '.join(RESUMABLE)}): one of {systems}; "
+                                f"defaults then: {system_defaults}")
     calibrate.add_argument("--setting", action="append", metavar="KEY=VALUE", help=SETTING_HELP)
     calibrate.add_argument("--replications", type=int, default=1, metavar="N",
                            help="run each N times (seeds --seed, +1, ...) and compare the sums "

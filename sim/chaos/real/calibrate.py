@@ -32,7 +32,7 @@ from ...errors import SimError
 from ..calibrate import calibration, check_replications, compare, mean_result, simulate_all
 from ..config import ChaosConfig
 from .harness import run_system
-from .systems import SYSTEMS, get_system
+from .systems import CALIBRATED, get_system
 
 
 def replay_traces(audit: dict[str, Any], folder: str | Path, stem: str,
@@ -72,10 +72,10 @@ def replay_traces(audit: dict[str, Any], folder: str | Path, stem: str,
 
 
 def system_names(value: Iterable[str] | None) -> list[str]:
-    """The systems named (``all`` for every one), checked."""
+    """The systems named (``all`` for every calibrated one, ``CALIBRATED``), checked."""
     names = list(value or ["all"])
     if "all" in names:
-        return list(SYSTEMS)
+        return list(CALIBRATED)
     for name in names:
         get_system(name)  # one line naming the right ones if unknown
     return names

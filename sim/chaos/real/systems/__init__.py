@@ -29,6 +29,14 @@ SYSTEMS = MappingProxyType({
 })
 """Every ``--system`` name -> the module (in this package) of its adapter."""
 
+RESUMABLE = ("resumable-celery", "resumable-rq", "resumable-dramatiq")
+"""The systems that run the resumable engine through its adapters."""
+
+CALIBRATED = tuple(name for name in SYSTEMS if name not in RESUMABLE)
+"""What ``calibrate --system all`` runs: the systems whose models the simulator holds to their
+real runs (the resumable ones are audited by ``chaos``; their model leaves out the cost of each
+resumed attempt, as ``calibrate``'s own targets say)."""
+
 
 def get_system(name: str) -> System:
     """The adapter of the system called ``name``; SimError naming the right ones if unknown."""
