@@ -7,10 +7,11 @@ checker), under the JSON names of ``deploysim chaos``:
   in an acks set), scheduled for a retry, failed;
 - the controller's record: signals, and when and how each container ended.
 
-A job is completed when it wrote its last line; failed when the system's records say so;
-pending when they still hold it (queued, held, retry) or a container was working on it when the
-run ended; ``lost = enqueued - completed - failed - pending``, never assumed zero. Work is the
-time of every attempt, from its start line to its completion line or to the death of its
+A job is completed when it wrote its last line (a resumable job, also when the engine's store
+has it completed: a kill can fall between that and the line); failed when the system's records
+say so; pending when they still hold it (queued, held, retry) or a container was working on it
+when the run ended; ``lost = enqueued - completed - failed - pending``, never assumed zero.
+Work is the time of every attempt, from its start line to its completion line or to the death of its
 container (or, when the system gave the job up before its container died, one item after its
 last record); wasted work is that of attempts that did not complete, as ``deploysim run``
 counts it, or, for a system that resumes jobs from a cursor, the work beyond one pass over the
@@ -123,6 +124,9 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
             last = at.last_item if at.last_item is not None else at.start
             at.end = min(died, last + item_time)
     completed = {at.job for at in attempts if at.completed}
+    # completed for the engine's store, the job's own line lost to a kill right after
+    unrecorded = system.stored_completions(ctx) - completed
+    completed |= unrecorded
     failed = {j for j, where in bookkeeping.items() if where == "failed"} - completed
     in_hand = {at.job for at in attempts if not at.completed
                and (life := lives.get(at.container)) is not None and life.cause == "final"
@@ -170,6 +174,7 @@ def audit(system: System, ctx: RunContext, record: RealRecord, *,
         "pending": len(pending),
         "executions": len(attempts),
         "item_executions": total,
+        "completions_without_a_line": len(unrecorded),
         "duplicate_item_executions": duplicates,
         "missing_results": missing,
         **_effects(system, ctx, completed, duplicates, missing),

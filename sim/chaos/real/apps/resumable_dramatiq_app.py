@@ -14,6 +14,7 @@ from typing import Any
 from deploysim.strategies.resumable.dramatiq import resumable_actor
 
 from ..systems.resumable import DRAMATIQ_ACTOR as ACTOR
+from ..systems.resumable import store_job_id
 from ..work import STORE_ENV, ResumableWork
 from .dramatiq_app import QUEUE, broker
 
@@ -23,7 +24,8 @@ _exactly_once = bool(_settings.get("exactly_once", False))
 
 @resumable_actor(store_url=os.environ.get(STORE_ENV) or None, broker=broker, actor_name=ACTOR,
                  queue_name=QUEUE, checkpoint_every=_settings.get("checkpoint_every", 5.0),
-                 lease_ttl=_settings.get("lease_ttl", 60.0), exactly_once=_exactly_once)
+                 lease_ttl=_settings.get("lease_ttl", 60.0), exactly_once=_exactly_once,
+                 job_id=lambda job, items, item_time: store_job_id(job))
 class Work(ResumableWork):
     """``ResumableWork`` as a Dramatiq actor."""
 

@@ -163,6 +163,10 @@ class System:
         effect of an item is its item record."""
         return None
 
+    def stored_completions(self, ctx: RunContext) -> set[int]:
+        """The jobs a store of the system's has as completed (none: it keeps no store)."""
+        return set()
+
     def store_kind(self, settings: dict[str, Any]) -> str:
         """The store a run with ``settings`` keeps jobs' progress in: its setting ``store``
         ("redis", "postgres"), or "" for a system that keeps none."""

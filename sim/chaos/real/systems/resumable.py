@@ -73,6 +73,12 @@ DRAMATIQ_ACTOR = "resumable_job"
 actor needs the run's store to be declared)."""
 
 
+def store_job_id(job: int) -> str:
+    """Job ``job``'s id in the store: the system's own job id (Celery's task id, RQ's job id;
+    for Dramatiq, whose message ids are random, the actor's ``job_id``)."""
+    return f"deploysim-{job}"
+
+
 class ResumableSystem(System):
     """What the three resumable systems share: the store, the engine's settings, the model and
     the exactly-once effects. A subclass also derives from the plain system it runs on."""
@@ -115,6 +121,17 @@ class ResumableSystem(System):
 
         with psycopg.connect(ctx.store_url, autocommit=True) as connection:
             connection.execute(EFFECTS_SCHEMA)
+
+    def stored_completions(self, ctx: RunContext) -> set[int]:
+        """The jobs the store has as completed. The job's ``D`` line follows its durable
+        completion (``on_complete``, which runs at most once): a kill between the two leaves a
+        completed job with no line, and its next delivery finds it completed and runs nothing."""
+        from deploysim.strategies.resumable import open_store
+
+        with open_store(ctx.store_url) as store:
+            records = store.jobs()
+        return {int(r.job_id.rsplit("-", 1)[1]) for r in records
+                if r.status == "completed" and r.job_id.rsplit("-", 1)[-1].isdigit()}
 
     def effects(self, ctx: RunContext) -> dict[int, dict[int, int]] | None:
         """In exactly-once mode, the committed effects by job and item; else None (each item's
