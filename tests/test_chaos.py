@@ -192,6 +192,7 @@ def test_exactly_once_duplicates_no_effect(exactly_once_audit: dict) -> None:
     assert a["duplicate_effects"] == 0  # ...but their effects were rolled back with the batch
 
 
+@pytest.mark.alone  # times lease take-overs in tenths of a second
 def test_killed_resumable_workers_leave_no_stuck_lease(resumable_audit: dict,
                                                        exactly_once_audit: dict) -> None:
     for a in (resumable_audit, exactly_once_audit):

@@ -33,7 +33,7 @@ def _run(name: str, settings: dict[str, Any] | None = None, **config: Any) -> di
 
 
 def _holds_the_engines_promises(audit: dict[str, Any]) -> None:
-    assert audit["sigkills"] >= 5, audit["timeline"]["lives"]
+    assert audit["sigkills"] >= 3, audit["timeline"]["lives"]  # the crashes that hit a worker
     lost = [job for job, fate in audit["fates"].items() if fate == "lost"]
     assert audit["lost"] == 0, (lost, audit["bookkeeping"], audit["timeline"]["lives"])
     assert audit["failed"] == 0, audit["bookkeeping"]
