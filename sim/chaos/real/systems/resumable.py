@@ -7,9 +7,10 @@ the work as a resumable job (``work.ResumableWork``) whose progress is kept in a
 3 of the run's Redis (setting ``store = "redis"``, the default; effects at-least-once) or a
 PostgreSQL server of the run's own (``store = "postgres"``; with ``exactly_once = true`` each
 item's effect is a row committed with the cursor). The system is configured the way the
-adapter's reference says it must be for a SIGKILLed job to come back: Celery with ``acks_late``
-and ``reject_on_worker_lost`` (the adapter's defaults), RQ with a retry on abandoned jobs,
-Dramatiq as it is (its broker redelivers).
+adapter's reference says it must be for a SIGKILLed job to come back soon: Celery with
+``acks_late`` and ``reject_on_worker_lost`` (the adapter's defaults), one message prefetched and
+a visibility timeout of minutes; RQ with a retry on abandoned jobs and its scheduler; Dramatiq
+with a maintenance on every broker command.
 
 The settings' durations are the engine's defaults times the run's scale (a checkpoint every
 5 s, a 60 s lease), as the system's own are.
