@@ -174,3 +174,78 @@ def test_on_rabbitmq_an_acks_late_task_killed_comes_back_at_once(need_system: An
     assert audit["duplicate_item_executions"] > 0
     model = get_system("celery-acks-late-rabbitmq").strategy(audit["settings"])
     assert model.broker == "rabbitmq" and model.redelivery_delay == 0.0
+
+
+# -- a message sent while the workers shut down ----------------------------------------------
+
+
+def _idle_worker_swallows_a_message(tmp_path: Any, *, killed: bool) -> tuple[int, int] | None:
+    """An idle acks-late worker (prefork, ``-c 1``) is sent SIGTERM; once it has cancelled its
+    task consumer and while the BRPOP it sent before is still blocked in Redis, a task is sent.
+    Then the worker is SIGKILLed (``killed``) or left to exit. Returns the task's messages in
+    the queue and in the ``unacked`` hash right after it was sent and at the end; None when the
+    BRPOP had already timed out before the task could be sent (nothing to swallow it)."""
+    import time
+
+    import redis
+
+    from deploysim.sim.chaos.real.apps.celery_app import TASK, make_app
+    from deploysim.sim.chaos.real.containers import Container
+    from deploysim.sim.chaos.real.redis_server import RedisServer
+
+    system = CeleryAcksLateSystem()
+    settings = system.configure(system.settings(0.05, 1.5), {"prefetch_multiplier": 1})
+    with RedisServer(tmp_path / "redis") as server:
+        broker, results = server.url(0), server.url(1)
+        env = {"DEPLOYSIM_BROKER": broker, "DEPLOYSIM_RESULTS": results,
+               "DEPLOYSIM_SETTINGS": json.dumps(settings), "DEPLOYSIM_CONTAINER": "0.1",
+               "PYTHONUNBUFFERED": "1"}
+        command = system.worker(_context(settings, server.socket), 0, 1)
+        argv = [*command.argv[:-1], "DEBUG"]  # the consumer's cancel is logged at DEBUG
+        log = tmp_path / "worker.log"
+        container = Container(argv, env, log, str(tmp_path))
+        client = redis.Redis.from_url(broker)
+        app = make_app(broker, settings, results)
+        try:
+            deadline = time.monotonic() + 30
+            while b" ready." not in log.read_bytes():
+                assert time.monotonic() < deadline and container.alive(), log.read_text()
+                time.sleep(0.05)
+            container.term()
+            while b"Canceling task consumer" not in log.read_bytes():
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.01)
+            blocked = [c for c in client.client_list() if "b" in c["flags"]]
+            if not blocked:
+                return None
+            app.tasks[TASK].apply_async((0, 1, 0.01), task_id="deploysim-0")
+            sent = (client.llen("celery"), client.hlen("unacked"))
+            if sent == (1, 0):  # the BRPOP timed out meanwhile
+                return None
+            if killed:
+                container.kill()
+            else:
+                container.process.wait(timeout=30)
+            return sent, (client.llen("celery"), client.hlen("unacked"))
+        finally:
+            container.kill()  # whatever is left of it, and its cgroup
+            app.close()
+            client.close()
+
+
+@pytest.mark.parametrize("killed", [True, False], ids=["killed", "exits"])
+def test_a_worker_shutting_down_swallows_a_message_its_exit_gives_back(
+        need_system: Any, tmp_path: Any, killed: bool) -> None:
+    # kombu 5.7's Redis transport: the BRPOP sent before the consumer was cancelled stays
+    # blocked in Redis for up to a second; a message sent then is popped into the worker's
+    # socket, and only its channel's close (2.0 s after SIGTERM for an idle prefork worker)
+    # reads it and puts it back. A platform's SIGKILL before that loses it.
+    need_system("celery-acks-late")
+    for attempt in range(5):
+        seen = _idle_worker_swallows_a_message(tmp_path / str(attempt), killed=killed)
+        if seen is not None:
+            break
+    assert seen is not None, "the worker's BRPOP never outlived its consumer's cancel"
+    sent, end = seen
+    assert sent == (0, 0)  # in no record of Redis's: in the worker's socket
+    assert end == ((0, 0) if killed else (1, 0))

@@ -52,8 +52,13 @@ def run_system(config: ChaosConfig, system_name: str, *, settings: Mapping[str, 
     missing = system.missing()
     if missing is not None:
         raise SimError(missing)
+    cautions = system.cautions(run_settings, config.grace)
+    for caution in cautions:
+        log.warning("%s: %s", system_name, caution)
     with _sigterm_as_exit():
-        return _run(config, system_name, system, run_settings, progress, keep)
+        result = _run(config, system_name, system, run_settings, progress, keep)
+    result["cautions"] = cautions
+    return result
 
 
 @contextlib.contextmanager

@@ -167,6 +167,12 @@ class System:
         """The jobs a store of the system's has as completed (none: it keeps no store)."""
         return set()
 
+    def cautions(self, settings: dict[str, Any], grace: float) -> list[str]:
+        """What in a run with ``settings`` and ``grace`` would make the real system lose or
+        keep work that a deployment at real scale would not (a compressed run shrinks the grace
+        but not the process's own times): one line each, logged and kept in the audit."""
+        return []
+
     def store_kind(self, settings: dict[str, Any]) -> str:
         """The store a run with ``settings`` keeps jobs' progress in: its setting ``store``
         ("redis", "postgres"), or "" for a system that keeps none."""

@@ -209,6 +209,18 @@ class ResumableCelerySystem(ResumableSystem, CelerySystem):
                 "prefetch_multiplier": 1, "visibility_timeout": CELERY_VISIBILITY * scale,
                 "time_limit_margin": TIME_LIMIT_MARGIN * scale}
 
+    def cautions(self, settings: dict[str, Any], grace: float) -> list[str]:
+        # docs/real-systems.md: an idle worker in warm shutdown keeps a BRPOP blocked in Redis
+        # for up to a second after it stops consuming, and only its channel's close, at about
+        # its exit, gives back a message that BRPOP took; the tasks sent again at a deploy
+        # meet exactly those BRPOPs
+        if grace < settings["exit_time"]:
+            return [f"--grace {grace:g}s is shorter than an idle {settings['pool']} worker's "
+                    f"exit ({settings['exit_time']:g} s, unscaled): a task sent again during a "
+                    f"deploy can be taken by a stopping worker's last BRPOP and lost at the "
+                    f"SIGKILL; a real grace (30 s) covers it: use --grace 3s or more"]
+        return []
+
     def redelivery(self, settings: dict[str, Any]) -> float:
         return (settings["visibility_timeout"]
                 + settings["unacked_restore_interval"] * settings["unacked_restore_throttle"] / 2)
