@@ -378,6 +378,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from .bench.sim import format_table  # type: ignore[assignment]
 
     if args.what == "engine":
+        if args.report:
+            raise SimError("--report: only with bench sim (it times the default report)")
         result = bench_engine(quick=args.quick, progress=_say(args.progress_mode),
                               store=args.store)
         return _show(result, args.json,
@@ -385,7 +387,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                f"{format_table(r, args.store)}")
     if args.store != "sqlite":
         raise SimError("--store: only with bench engine (the store the engine checkpoints to)")
-    result = bench_engine(quick=args.quick, progress=_say(args.progress_mode))
+    result = bench_engine(quick=args.quick, progress=_say(args.progress_mode),
+                          report=args.report)
     return _show(result, args.json, format_table)
 
 
@@ -513,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--store", default="sqlite", choices=("sqlite", "redis", "postgres"),
                        help="bench engine: the store it checkpoints to (default sqlite; redis "
                             "and postgres start a server of their own)")
+    bench.add_argument("--report", action="store_true",
+                       help="bench sim: also time the default report end to end "
+                            "(report_wall_s; the quick one with --quick)")
     bench.add_argument("--json", action="store_true")
     _add_progress_flags(bench)
     bench.set_defaults(func=_cmd_bench)

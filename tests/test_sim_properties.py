@@ -449,3 +449,35 @@ def test_the_same_job_completes_under_resumable(data: st.DataObject) -> None:
     assert result["r"]["completed"] == result["r"]["enqueued"], result["r"]
     assert result["r"]["duplicate_item_executions"] == 0
     assert result["s"]["completed"] == 0, result["s"]
+
+
+# -- coalesced checkpoints -------------------------------------------------------------------
+
+
+def _ledger_values(ledger: Ledger) -> dict[str, Any]:
+    """Everything a ledger holds, as plain values (arrays as lists, records as dicts)."""
+    out: dict[str, Any] = {}
+    for key, value in vars(ledger).items():
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, list) and value and hasattr(value[0], "__slots__"):
+            value = [{s: getattr(v, s) for s in v.__slots__} for v in value]
+        out[key] = value
+    return out
+
+
+@settings(max_examples=examples(80))
+@given(data=st.data())
+def test_coalescing_unobservable_checkpoints_changes_no_ledger(data: st.DataObject) -> None:
+    """A resumable job's chunk runs through the checkpoints that nothing can observe, charging
+    their cost (``SimJob``): with it on and off, every ledger is the same, value for value,
+    through deploys (rolling or not), crashes, hangs, run-time caps and costly writes."""
+    d = data.draw(scenario_dicts(), label="scenario")
+    table = {"strategy": "resumable", **resumable_params(data.draw)}
+    scenario = build(d, {"r": table})
+    strategy = simulator.strategies_of(scenario, ["r"])["r"]
+    draws = simulator.draw(scenario, scenario.seed, 0)
+    ledgers = [_ledger_values(simulator.fleet_for(scenario, strategy, draws,
+                                                  coalesce=coalesce).run())
+               for coalesce in (True, False)]
+    assert ledgers[0] == ledgers[1]

@@ -280,7 +280,8 @@ def meets(key: str, value: float, goals: dict[str, tuple[str, float]] | None = N
     """True when ``value`` meets the target of metric ``key`` (in ``goals``, default: the
     engine's ``targets``)."""
     op, target = (goals or targets)[key]
-    return value <= target if op == "<=" else value >= target
+    return {"<=": value <= target, "<": value < target, ">=": value >= target,
+            ">": value > target}[op]
 
 
 def format_rows(results: dict[str, float], goals: dict[str, tuple[str, float]],

@@ -116,18 +116,32 @@ def engine_runner(
     )
 
 
+Chunk = tuple[int, int, "list[tuple[int, bool]] | None"]
+"""A chunk of a ``SimJob``: its first item, its count, and its parts when it was coalesced."""
+
+
 class SimJob(IterationJob):
     """A job of ``unit.items`` items of ``unit.item_time`` seconds each, as the engine sees it.
     Items come in chunks that end at the first item boundary at or after the next moment
     anything could change (``until``: the simulator's next possible signal, a due checkpoint,
     the run-time limit); each chunk's items are recorded in ``ledger``. A checkpoint takes
-    ``write_cost`` seconds of ``clock``."""
+    ``write_cost`` seconds of ``clock``.
 
-    def __init__(self, unit: Unit, clock: VirtualClock, ledger: Ledger, write_cost: float) -> None:
+    With ``coalesce`` (the default), a chunk runs on through the checkpoints that nothing can
+    observe: those whose successor, written by the runner, is durable before ``until``, when no
+    signal can have come. Their writes are skipped; their cost is charged on the clock, in the
+    same order of additions as the runner's writes would have made, so the clock, the ledger and
+    every write that can be observed are what they are without it (``tests`` hold the two
+    equal). A job then costs the runner a chunk per signal it might meet, not per checkpoint.
+    The engine counts a chunk as one item."""
+
+    def __init__(self, unit: Unit, clock: VirtualClock, ledger: Ledger, write_cost: float,
+                 coalesce: bool = True) -> None:
         self.unit = unit
         self.clock = clock
         self.ledger = ledger
         self.write_cost = write_cost
+        self.coalesce = coalesce
         self.execution: Execution | None = None
         self.until = INF
         self.hung_since = INF
@@ -135,46 +149,119 @@ class SimJob(IterationJob):
         self.hang_at = unit.items // 2 if unit.hangs else -1
         self._chunk: tuple[float, int, int, int] | None = None
 
-    def build_enumerator(self, cursor: Any) -> Iterator[tuple[tuple[int, int], int]]:
+    def build_enumerator(self, cursor: Any) -> Iterator[tuple[Chunk, int]]:
         return self._chunks(0 if cursor is None else int(cursor) + 1)
 
-    def _chunks(self, i: int) -> Iterator[tuple[tuple[int, int], int]]:
+    def _count(self, i: int, t: float, limit: float) -> int:
+        """Items from item ``i``, started at ``t``, to the first boundary at or after ``limit``
+        (at least one, at most what is left, and not past the hung item)."""
         n = self.unit.items
         d = self.unit.item_time
+        k = math.ceil((limit - t) / d - ITEM_SLACK) if d else n - i  # no time: all at once
+        if k < 1:
+            k = 1
+        if k > n - i:
+            k = n - i
+        if i <= self.hang_at < i + k:
+            k = max(1, self.hang_at - i)
+        return k
+
+    def _chunks(self, i: int) -> Iterator[tuple[Chunk, int]]:
+        n = self.unit.items
         now = self.clock.now
-        hang_at = self.hang_at
         execution = self.execution
         assert execution is not None, "the execution is set before the runner asks for items"
         write = self.write_cost
+        coalesce = self.coalesce and self.hang_at < 0 and self.unit.item_time > 0
         while i < n:
             t = now()
-            limit = self.until
             due = execution.next_checkpoint_at
             if due <= t:  # a write is due before this chunk runs; the chunk starts after it
                 t += write
                 due = t + execution.checkpoint_interval
+            limit = self.until
             if due < limit:
                 limit = due
             if execution.deadline < limit:
                 limit = execution.deadline
-            k = math.ceil((limit - t) / d - ITEM_SLACK) if d else n - i  # no time: all at once
+            k = self._count(i, t, limit)
+            parts = None
+            if coalesce and limit == due:
+                parts = self._coalesced(i, t, k, due)
+                if parts is not None:
+                    k = sum(part for part, _ in parts)
+            yield (i, k, parts), i + k - 1
+            i += k
+
+    def _coalesced(self, i: int, t: float, k: int, due: float) -> list[tuple[int, bool]] | None:
+        """The parts of a chunk from item ``i`` at ``t`` whose first part, ``k`` items, ends at
+        the checkpoint due at ``due``: the runner's own decisions after each part are played
+        forward (a signal at ``until``, the run-time limit, the job's end, a due checkpoint and
+        its write), and the chunk runs on to the last part after which the runner writes a
+        checkpoint, or ends the run, durable before ``until``. Each part is its items and
+        whether a write (skipped) followed it; None when the chunk is its first part alone."""
+        assert self.execution is not None
+        n = self.unit.items
+        d = self.unit.item_time
+        write = self.write_cost
+        until = self.until
+        deadline = self.execution.deadline
+        interval = self.execution.checkpoint_interval
+        parts = [k]
+        writes: list[bool] = []
+        best = 1
+        end = t + k * d
+        i += k
+        ceil = math.ceil
+        while end < until:
+            if end >= deadline or i >= n:  # the runner interrupts, or completes, here
+                if end + write < until:
+                    best = len(parts)
+                break
+            if end >= due:  # a checkpoint is due: the runner writes it
+                if not end + write < until:
+                    break
+                best = len(parts)
+                t = end + write
+                due = t + interval
+                writes.append(True)
+            else:  # a boundary a hair short of the due time: the runner goes on, writing nothing
+                t = end
+                writes.append(False)
+            limit = until
+            if due < limit:
+                limit = due
+            if deadline < limit:
+                limit = deadline
+            k = ceil((limit - t) / d - ITEM_SLACK)  # as _count, with no hung item to mind
             if k < 1:
                 k = 1
             if k > n - i:
                 k = n - i
-            if i <= hang_at < i + k:
-                k = max(1, hang_at - i)
-            yield (i, k), i + k - 1
+            parts.append(k)
+            end = t + k * d
             i += k
+        if best == 1:
+            return None
+        # the last part's write, or the run's end, is the runner's own
+        return list(zip(parts[:best], [*writes[:best - 1], False], strict=True))
 
-    def each_iteration(self, item: tuple[int, int]) -> None:
-        i, k = item
+    def each_iteration(self, item: Chunk) -> None:
+        i, k, parts = item
         if i == self.hang_at:
             raise Hang
         unit = self.unit
         clock = self.clock
         start = clock.now()
-        clock.advance(k * unit.item_time)
+        if parts is None:
+            clock.advance(k * unit.item_time)
+        else:  # the parts' items and the skipped writes, added up as the runner's would be
+            d = unit.item_time
+            write = self.write_cost
+            for part, written in parts:
+                clock.advance(part * d)
+                if written and write:
+                    clock.advance(write)
         before = self.ledger.items_run(unit.job, unit.key, k, i + k)
         self._chunk = (start, i, k, before)
 

@@ -86,9 +86,9 @@ def draw(scenario: Scenario, seed: int, replication: int) -> Draws:
 
 
 def fleet_for(scenario: Scenario, strategy: Strategy, draws: Draws, *,
-              counting: bool = False) -> FleetSim:
+              counting: bool = False, coalesce: bool = True) -> FleetSim:
     """The simulation of one strategy over one replication's draws, ready to ``run()``
-    (``counting``: count its events, for the benchmark)."""
+    (``counting``: count its events, for the benchmark; ``coalesce``: see ``FleetSim``)."""
     return FleetSim(
         strategy,
         draws,
@@ -98,6 +98,7 @@ def fleet_for(scenario: Scenario, strategy: Strategy, draws: Draws, *,
         horizon=scenario.horizon,
         batch_size=scenario.deploys.batch_size,
         counting=counting,
+        coalesce=coalesce,
     )
 
 

@@ -93,6 +93,9 @@ class FleetSim:
     ``grace`` is the platform's wait between SIGTERM and SIGKILL; a deploy stops ``batch_size``
     workers at a time (None: all at once); nothing happens after ``horizon``. With
     ``counting``, ``events`` holds the number of events the run scheduled (for the benchmark).
+    ``coalesce`` (on by default) lets a resumable job's chunk run through the checkpoints that
+    nothing can observe (``adapter.SimJob``); off, every checkpoint is a call into the runner:
+    the results are the same.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class FleetSim:
         horizon: float,
         batch_size: int | None = None,
         counting: bool = False,
+        coalesce: bool = True,
     ) -> None:
         self.env = CountingEnvironment() if counting else simpy.Environment()
         self.events = 0  # events scheduled, once run (with counting)
@@ -114,6 +118,7 @@ class FleetSim:
         self.grace = float(grace)
         self.restart_delay = float(restart_delay)
         self.batch_size = batch_size
+        self.coalesce = coalesce
         self.ledger = Ledger(draws.arrivals, draws.lengths, draws.items)
         self._arrivals = draws.arrivals
         self._items = draws.items
@@ -308,6 +313,7 @@ class FleetSim:
             w.noticing = False
             w.kill_at = INF
             w.stop = StopSignal()
+            w.runner = None  # a new process: a new runner, reading the new stop flag
             exited = w.exited = env.event()
             self._start_up(w)
             killed = yield from self._work(w)
@@ -595,8 +601,12 @@ class FleetSim:
         clock = w.clock = store.clocks[w.name] = VirtualClock(env.now)
         start = env.now
         ledger.started(unit.job, start)
-        job = SimJob(unit, clock, ledger, store.cost)
-        runner = engine_runner(store, policy, w.name, clock, w.stop)
+        job = SimJob(unit, clock, ledger, store.cost, self.coalesce)
+        runner = w.runner
+        if runner is None:
+            runner = w.runner = engine_runner(store, policy, w.name, clock, w.stop)
+        else:  # the life's runner, on this run's clock
+            runner.clock = clock
         try:
             execution = runner.start(unit.key, job)
             job.execution = execution

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from deploysim.strategies.resumable import StopSignal, VirtualClock
+from deploysim.strategies.resumable import Runner, StopSignal, VirtualClock
 
 __all__ = ["DeployRecord", "Draws", "Unit", "Worker"]
 
@@ -64,6 +64,7 @@ class Worker:
     kill_at: float = math.inf  # when the SIGKILL after a SIGTERM is due
     acking: Unit | None = None  # a unit that ran to its end, its acknowledgement in flight
     ack_due: float = -math.inf  # when that acknowledgement reaches the broker
+    runner: Runner | None = None  # the engine's runner of the current life (resumable only)
 
     @property
     def name(self) -> str:

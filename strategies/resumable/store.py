@@ -178,14 +178,18 @@ class MemoryStore:
         row = self._jobs.get(job_id)
         if row is None:
             row = self._jobs[job_id] = [job_id, *_NEW_ROW[_JOB_ID + 1:]]
-        record = self._record(row)
-        _check_acquire(record, owner, now)
-        row[_EXECUTIONS] += record.status != "completed"
+        cursor = decode_cursor(job_id, row[_CURSOR])
+        status, holder = row[_STATUS], row[_OWNER]
+        if status not in STATUSES or (holder is not None and holder != owner
+                                      and row[_LEASE_EXPIRES] > now):
+            _check_acquire(_as_record(row, cursor), owner, now)  # raises, naming the problem
+        row[_EXECUTIONS] += status != "completed"
         row[_OWNER] = owner
-        row[_GENERATION] = self._last_generation = max(self._last_generation, record.generation) + 1
-        row[_LEASE_EXPIRES] = now + ttl
+        generation = row[_GENERATION] = self._last_generation = max(
+            self._last_generation, row[_GENERATION]) + 1
+        row[_LEASE_EXPIRES] = expires = now + ttl
         row[_UPDATED_AT] = now
-        return Lease(job_id, owner, row[_GENERATION], now + ttl), _as_record(row, record.cursor)
+        return Lease(job_id, owner, generation, expires), _as_record(row, cursor)
 
     def checkpoint(
         self,
