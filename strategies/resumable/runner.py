@@ -695,7 +695,11 @@ class Execution:
 
     def _finish(self, status: str, reason: str, retry_after: float | None = None,
                 error: BaseException | None = None) -> None:
-        cursor = None if self._durable_json is None else json.loads(self._durable_json)
+        text = self._durable_json
+        # the cursor as a resumed run will read it; an int's text is the int (the common case)
+        cursor = None if text is None else (
+            self.cursor if type(self.cursor) is int and text == str(self.cursor)
+            else json.loads(text))
         self.result = RunResult(
             self.job_id, status, reason, cursor, self.items, self._durable_items,
             self._interruptions, self._durable_run_time, retry_after, error,
