@@ -44,11 +44,13 @@ def run_all(
     processes: int | None = None,
     scheduler: str | None = None,
     on_done: Callable[[int], None] | None = None,
+    fresh: bool = False,
 ) -> list[T]:
     """``[fn(*task) for task in tasks]``, run by ``executor``: "serial" here, "processes" on
     ``processes`` worker processes (default: one per core), "dask" on the cluster at
     ``scheduler`` (default: a local one). ``on_done(i)`` is called as task ``i`` finishes.
-    One task, or one process, runs here."""
+    One task, or one process, runs here. ``fresh``: each task in a new process of its own
+    (started with ``spawn``), so that what a task measures of its process is its own."""
     check_executor(executor)
     results: list[Any] = [None] * len(tasks)
     workers = min(len(tasks), processes or cores())
@@ -60,7 +62,8 @@ def run_all(
             if on_done is not None:
                 on_done(i)
         return results
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=1 if fresh else None
+                             ) as pool:
         futures = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
         for future in as_completed(futures):
             i = futures[future]
