@@ -479,6 +479,8 @@ class FleetSim:
         elif isinstance(outcome, Recover):
             self.recoverable.append((now, unit))
         elif isinstance(outcome, Redeliver):
+            # in the order they come, and so in the order they fall due (_maintain reads it so)
+            assert not self.unacked or self.unacked[-1][0] <= now + outcome.after
             self.unacked.append((now + outcome.after, unit))
             self._redeliver = outcome
             if self._maintainer is None:
@@ -505,7 +507,9 @@ class FleetSim:
         env = self.env
         window = self.MAINTENANCE_RECHECK * r.poll
         while self.unacked:
-            due = min(t for t, _ in self.unacked)
+            # units are held in the order they came, each for the same ``after``: the first
+            # is due first
+            due = self.unacked[0][0]
             if due > env.now:
                 yield env.timeout(due - env.now)
                 continue
@@ -524,8 +528,13 @@ class FleetSim:
         """The processes sending a poll every ``Redeliver.poll``: waiting on an empty queue, or
         working with room in their prefetch (Dramatiq's consumers go on polling while a SIGTERMed
         process finishes its messages)."""
-        return sum(1 for w in self.workers
-                   if w.state == "idle" or (w.state == "busy" and len(w.reserved) < self._prefetch))
+        prefetch = self._prefetch
+        n = 0
+        for w in self.workers:
+            state = w.state
+            if state == "idle" or (state == "busy" and len(w.reserved) < prefetch):
+                n += 1
+        return n
 
     def _broker_command(self) -> None:
         """A fetch (a process taking a unit from the queue, or finding it empty): the
