@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import math
+import operator
 import os
 import statistics
 import tempfile
@@ -280,8 +281,11 @@ def meets(key: str, value: float, goals: dict[str, tuple[str, float]] | None = N
     """True when ``value`` meets the target of metric ``key`` (in ``goals``, default: the
     engine's ``targets``)."""
     op, target = (goals or targets)[key]
-    return {"<=": value <= target, "<": value < target, ">=": value >= target,
-            ">": value > target}[op]
+    return _COMPARE[op](value, target)
+
+
+_COMPARE = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
+"""A target's comparison, by the sign it is written with."""
 
 
 def format_rows(results: dict[str, float], goals: dict[str, tuple[str, float]],

@@ -121,30 +121,29 @@ def bench_sim(quick: bool = False, progress: Callable[[str], None] | None = None
     start = time.perf_counter()
     # a process per strategy: each one's peak memory is its own run's; the resumable run, the
     # longest, starts first, so the others share the other core meanwhile
-    order = sorted(range(len(names)), key=lambda i: names[i] != "resumable")
-    done = run_all(_one, [(scenario, horizon, names[i]) for i in order], fresh=True)
-    runs = [done[order.index(i)] for i in range(len(names))]
+    first = sorted(names, key=lambda name: name != "resumable")
+    runs = dict(zip(first, run_all(_one, [(scenario, horizon, name) for name in first],
+                                   fresh=True), strict=True))
     wall = time.perf_counter() - start
     say("simpy's bare timeout loop")
     raw = raw_simpy_events_per_s(200_000 if quick else 2_000_000)
-    cpu = sum(r["cpu_s"] for r in runs)
-    events_per_s = sum(r["events"] for r in runs) / cpu
+    cpu = sum(r["cpu_s"] for r in runs.values())
+    events_per_s = sum(r["events"] for r in runs.values()) / cpu
     out: dict[str, Any] = {
         "events_per_s": events_per_s,
         "raw_simpy_events_per_s": raw,
         "ratio": events_per_s / raw,
-        "jobs_per_cpu_s": sum(r["jobs"] for r in runs) / cpu,
+        "jobs_per_cpu_s": sum(r["jobs"] for r in runs.values()) / cpu,
         "wall_s": wall,
     }
-    for name, r in zip(names, runs, strict=True):
-        out[f"ratio.{name}"] = r["events"] / r["cpu_s"] / raw
-    for name, r in zip(names, runs, strict=True):
-        out[f"cpu_s.{name}"] = r["cpu_s"]
-    cpu_of = {name: r["cpu_s"] for name, r in zip(names, runs, strict=True)}
-    if "resumable" in cpu_of and len(cpu_of) > 1:
-        others = [c for name, c in cpu_of.items() if name != "resumable"]
-        out["resumable_cpu_over_opaque"] = cpu_of["resumable"] / (sum(others) / len(others))
-    out["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
+    for name in names:
+        out[f"ratio.{name}"] = runs[name]["events"] / runs[name]["cpu_s"] / raw
+    for name in names:
+        out[f"cpu_s.{name}"] = runs[name]["cpu_s"]
+    others = [r["cpu_s"] for name, r in runs.items() if name != "resumable"]
+    if "resumable" in runs and others:
+        out["resumable_cpu_over_opaque"] = runs["resumable"]["cpu_s"] / (sum(others) / len(others))
+    out["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs.values())
     out["load_before"] = load_before
     out["load_after"] = os.getloadavg()[0]
     if report:

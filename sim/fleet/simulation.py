@@ -652,7 +652,8 @@ class FleetSim:
             if now + self.restart_delay < lease_free:
                 self.orphans.setdefault(w.slot, []).append(unit)
             return True
-        job.execution = None  # no cycle left for the collector: the run is over
+        finally:
+            job.execution = None  # no cycle left for the collector: the run is over
         now = env.now
         ledger.attempt(unit.job, now - start, 0.0)
         result = execution.result

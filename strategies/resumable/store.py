@@ -124,7 +124,16 @@ def decode_cursor(job_id: str, text: str | None) -> Any:
         ) from None
 
 
+def _acquire_refused(status: str, holder: str | None, expires: float, owner: str,
+                     now: float) -> bool:
+    """True when a job stored with ``status`` and leased by ``holder`` until ``expires`` cannot
+    be acquired by ``owner`` at ``now`` (``_check_acquire`` says why)."""
+    return status not in STATUSES or (holder is not None and holder != owner and expires > now)
+
+
 def _check_acquire(record: JobRecord, owner: str, now: float) -> None:
+    if not _acquire_refused(record.status, record.owner, record.lease_expires, owner, now):
+        return
     if record.status not in STATUSES:
         raise ResumableError(
             f"job {record.job_id!r}: stored status {record.status!r} is not one of {STATUSES}"
@@ -179,9 +188,8 @@ class MemoryStore:
         if row is None:
             row = self._jobs[job_id] = [job_id, *_NEW_ROW[_JOB_ID + 1:]]
         cursor = decode_cursor(job_id, row[_CURSOR])
-        status, holder = row[_STATUS], row[_OWNER]
-        if status not in STATUSES or (holder is not None and holder != owner
-                                      and row[_LEASE_EXPIRES] > now):
+        status = row[_STATUS]
+        if _acquire_refused(status, row[_OWNER], row[_LEASE_EXPIRES], owner, now):
             _check_acquire(_as_record(row, cursor), owner, now)  # raises, naming the problem
         row[_EXECUTIONS] += status != "completed"
         row[_OWNER] = owner
